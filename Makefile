@@ -1,0 +1,51 @@
+# ackprobe: see README.md. Targets a newcomer would guess.
+GO        ?= go
+PKG       := ./...
+BIN       := bin/ackprobe
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+
+.PHONY: all build run test test-short bench lint fmt cover golden fuzz clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ackprobe
+
+## run: build and run the classic comparison against an embedded server.
+run: build
+	./$(BIN) compare $(ARGS)
+
+## test: the whole suite with the race detector (what CI runs).
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKG)
+
+test-short:
+	$(GO) test -count=1 -short $(PKG)
+
+## bench: ackprobe's probe against a plain nats.go loop on a separate nats-server.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s -count 1 -timeout 30m ./internal/bench/
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet $(PKG)
+	$(GO) run $(STATICCHECK) $(PKG)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+cover:
+	$(GO) test -count=1 -coverprofile=coverage.out $(PKG)
+	$(GO) tool cover -func=coverage.out | tail -1
+
+## golden: refresh the rendering golden files after an intended change.
+golden:
+	$(GO) test -count=1 ./internal/report/ -update
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 30s ./internal/probe/
+
+clean:
+	rm -rf bin coverage.out

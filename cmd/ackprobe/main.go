@@ -1,0 +1,31 @@
+// Command ackprobe shows, measures and proves how NATS JetStream
+// acknowledgements behave: standard acks against confirmed (double) acks.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/term"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, restore the default so a second one
+		// ends the process at once, even during cleanup.
+		<-ctx.Done()
+		stop()
+	}()
+	code := run(ctx, os.Args[1:], streams{
+		stdout:    os.Stdout,
+		stderr:    os.Stderr,
+		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		getenv:    os.Getenv,
+	})
+	stop()
+	os.Exit(code)
+}

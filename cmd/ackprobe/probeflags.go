@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ackprobe/ackprobe/internal/connect"
+	"github.com/ackprobe/ackprobe/internal/probe"
+	"github.com/ackprobe/ackprobe/internal/report"
+)
+
+// probeOptions are the flags of compare and ack.
+type probeOptions struct {
+	count         int
+	stream        string
+	subject       string
+	consumer      string
+	storage       string
+	replicas      int
+	ackWait       time.Duration
+	concurrency   int
+	retries       int
+	keep          bool
+	maxAckLatency time.Duration
+	minRate       float64
+}
+
+func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
+	d := probe.DefaultConfig()
+	f.IntVarP(&o.count, "count", "n", d.Count, "messages per mode; 1 is the classic scenario")
+	f.StringVar(&o.stream, "stream", "", "stream to probe (default: a new stream ACKPROBE_<id>, deleted at the end)")
+	f.StringVar(&o.subject, "subject", "", "probe subject, covered by the stream (default: ackprobe.<id>)")
+	f.StringVar(&o.consumer, "consumer", "", "consumer to probe with; only one that ackprobe created (default: a new one, deleted at the end)")
+	f.StringVar(&o.storage, "storage", "memory", "storage of a stream ackprobe creates: memory or file")
+	f.IntVar(&o.replicas, "replicas", d.Replicas, "replicas of the stream and consumer ackprobe creates")
+	f.DurationVar(&o.ackWait, "ack-wait", d.AckWait, "AckWait of the consumer ackprobe creates")
+	f.IntVar(&o.concurrency, "concurrency", d.Concurrency, "confirmed acks in flight at once")
+	f.IntVar(&o.retries, "retries", d.Retries, "times a failed confirmed ack is sent again")
+	f.BoolVar(&o.keep, "keep", false, "keep the stream and consumer the probe created, for the next run to reuse")
+	f.DurationVar(&o.maxAckLatency, "max-ack-latency", 0, "check: fail (exit 1) when the p99 of confirmed acks is above this")
+	f.Float64Var(&o.minRate, "min-rate", 0, "check: fail (exit 1) when confirmed acks per second are below this")
+}
+
+// config turns the flags into a validated probe configuration.
+func (o *probeOptions) config(g *globalOptions, modes ...probe.Mode) (probe.Config, error) {
+	storage, err := probe.ParseStorage(o.storage)
+	if err != nil {
+		return probe.Config{}, usageErr(err.Error())
+	}
+	if o.maxAckLatency < 0 {
+		return probe.Config{}, usageErr(fmt.Sprintf("--max-ack-latency must not be negative, got %s", o.maxAckLatency))
+	}
+	if o.minRate < 0 {
+		return probe.Config{}, usageErr(fmt.Sprintf("--min-rate must not be negative, got %g", o.minRate))
+	}
+	cfg := probe.DefaultConfig(modes...)
+	cfg.Count = o.count
+	cfg.Stream, cfg.Subject, cfg.Consumer = o.stream, o.subject, o.consumer
+	cfg.Storage = storage
+	cfg.Replicas = o.replicas
+	cfg.AckWait = o.ackWait
+	cfg.Concurrency = o.concurrency
+	cfg.Retries = o.retries
+	cfg.Keep = o.keep
+	cfg.Timeout = g.conn.Timeout
+	cfg.Thresholds = probe.Thresholds{MaxAckLatency: o.maxAckLatency, MinRate: o.minRate}
+	if err := cfg.Validate(); err != nil {
+		return probe.Config{}, err
+	}
+	return cfg, validateConn(g)
+}
+
+// probeRun is a parsed compare or ack invocation.
+type probeRun struct {
+	name string
+	g    *globalOptions
+	cfg  probe.Config
+}
+
+// runProbe connects, probes, renders and maps the outcome to an error.
+func runProbe(ctx context.Context, r *probeRun, s streams) error {
+	conn, err := connect.Connect(ctx, withNotice(r.g.conn, s))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := probe.Run(ctx, conn.NC, conn.JS, r.cfg)
+	if res != nil {
+		res.Server.Embedded = conn.Embedded != nil
+		res.Server.Domain = r.g.conn.JSDomain
+		for _, f := range res.CleanupFailures {
+			fmt.Fprintf(s.stderr, "ackprobe: could not clean up %s\n", f)
+		}
+	}
+	if err != nil {
+		return withAsync(err, conn)
+	}
+	if r.g.json {
+		err = report.JSON(s.stdout, res)
+	} else {
+		err = report.Probe(s.stdout, res, report.Options{Color: colorOn(r.g, s), Command: r.name})
+	}
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		return errCheckFailed
+	}
+	return nil
+}
+
+func withNotice(o connect.Options, s streams) connect.Options {
+	o.Notice = s.stderr
+	return o
+}
+
+// newProbeCmd builds compare or ack around the shared probe flags.
+func newProbeCmd(use, short, long string, g *globalOptions, s streams, modes func() ([]probe.Mode, error), extra func(*pflag.FlagSet), runF func(*probeRun) error) *cobra.Command {
+	o := &probeOptions{}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ms, err := modes()
+			if err != nil {
+				return err
+			}
+			cfg, err := o.config(g, ms...)
+			if err != nil {
+				return err
+			}
+			r := &probeRun{name: cmd.Name(), g: g, cfg: cfg}
+			if runF != nil {
+				return runF(r)
+			}
+			return runProbe(cmd.Context(), r, s)
+		},
+	}
+	addProbeFlags(cmd.Flags(), o)
+	if extra != nil {
+		extra(cmd.Flags())
+	}
+	return cmd
+}

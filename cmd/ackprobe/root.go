@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ackprobe/ackprobe/internal/connect"
+)
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	conn    connect.Options
+	json    bool
+	noColor bool
+}
+
+const rootLong = `ackprobe shows, measures and proves how JetStream acknowledgements behave.
+
+A standard ack (Msg.Ack) is fire-and-forget: it returns once buffered, and the
+server may not have applied it yet. A confirmed ack (Msg.DoubleAck) waits for
+the server to confirm it applied the ack. ackprobe reads the consumer's state
+back from the server to show the difference, and measures it.
+
+With no server, URL or context given, ackprobe starts an embedded nats-server
+with JetStream (temporary store, random loopback port) and probes that.
+
+EXIT STATUS
+  0    the probe ran and every check held
+  1    the probe ran and a check failed
+  2    it could not run: bad flags, cannot connect, auth or permission denied,
+       JetStream unavailable, unknown stream or consumer, a consumer that is
+       not ackprobe's
+  130  interrupted (Ctrl-C); what the probe created is cleaned up first`
+
+func newRootCmd(s streams) *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:           "ackprobe",
+		Short:         "See, measure and prove how JetStream acks behave",
+		Long:          rootLong,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err.Error()) })
+	addConnFlags(root.PersistentFlags(), g, s.getenv)
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document on stdout instead of tables")
+	root.PersistentFlags().BoolVar(&g.noColor, "no-color", false, "no colors (also off when stdout is not a terminal or NO_COLOR is set)")
+
+	root.AddCommand(
+		newCompareCmd(g, s, nil),
+		newAckCmd(g, s, nil),
+		newVersionCmd(s),
+	)
+	return root
+}
+
+// addConnFlags declares the connection flags with the nats CLI's names and
+// environment variables.
+func addConnFlags(f *pflag.FlagSet, g *globalOptions, getenv func(string) string) {
+	c := &g.conn
+	f.StringVarP(&c.Servers, "server", "s", getenv("NATS_URL"), "NATS server URLs, comma separated (NATS_URL); none: an embedded server")
+	f.BoolVar(&c.Embedded, "embedded", false, "start an embedded server even when NATS_URL is set")
+	f.StringVar(&c.Creds, "creds", getenv("NATS_CREDS"), "user credentials file (NATS_CREDS)")
+	f.StringVar(&c.NKey, "nkey", getenv("NATS_NKEY"), "user NKey seed file (NATS_NKEY)")
+	f.StringVar(&c.User, "user", getenv("NATS_USER"), "username or token (NATS_USER)")
+	f.StringVar(&c.Password, "password", getenv("NATS_PASSWORD"), "password (NATS_PASSWORD)")
+	f.StringVar(&c.Token, "token", getenv("NATS_TOKEN"), "authentication token (NATS_TOKEN)")
+	f.StringVar(&c.TLSCert, "tlscert", getenv("NATS_CERT"), "TLS client certificate file (NATS_CERT)")
+	f.StringVar(&c.TLSKey, "tlskey", getenv("NATS_KEY"), "TLS client key file (NATS_KEY)")
+	f.StringVar(&c.TLSCA, "tlsca", getenv("NATS_CA"), "TLS certificate authority file (NATS_CA)")
+	f.BoolVar(&c.TLSFirst, "tlsfirst", false, "perform the TLS handshake before the server's INFO")
+	f.StringVar(&c.JSDomain, "js-domain", getenv("NATS_JS_DOMAIN"), "JetStream domain")
+	f.StringVar(&c.Name, "connection-name", "ackprobe", "connection name shown by the server")
+	timeout := 5 * time.Second
+	if v := getenv("NATS_TIMEOUT"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			timeout = d
+		}
+	}
+	f.DurationVar(&c.Timeout, "timeout", timeout, "time limit of every request to the server (NATS_TIMEOUT)")
+}
+
+// validateConn checks the connection flags before dialing.
+func validateConn(g *globalOptions) error {
+	if g.conn.Timeout <= 0 {
+		return usageErr(fmt.Sprintf("--timeout must be positive, got %s", g.conn.Timeout))
+	}
+	if g.conn.UsesEmbedded() {
+		return nil
+	}
+	for _, u := range strings.Split(g.conn.Servers, ",") {
+		if err := checkURL(strings.TrimSpace(u)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// colorOn decides once whether stdout gets colors.
+func colorOn(g *globalOptions, s streams) bool {
+	switch {
+	case g.noColor, s.getenv("NO_COLOR") != "", s.getenv("TERM") == "dumb":
+		return false
+	case s.getenv("FORCE_COLOR") != "" && s.getenv("FORCE_COLOR") != "0":
+		return true
+	}
+	return s.stdoutTTY
+}

@@ -1,0 +1,239 @@
+// Package connect turns ackprobe's connection flags into a NATS connection
+// and a JetStream handle, or starts an embedded server when none is given.
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ackprobe/ackprobe/internal/embedded"
+)
+
+// Options are the connection flags, named as the nats CLI names them.
+type Options struct {
+	Servers  string // -s/--server, a comma separated list of URLs
+	Embedded bool   // --embedded: ignore Servers and start an embedded server
+	Creds    string
+	NKey     string
+	User     string
+	Password string
+	Token    string
+	TLSCert  string
+	TLSKey   string
+	TLSCA    string
+	TLSFirst bool
+	JSDomain string
+	Timeout  time.Duration
+	Name     string // connection name shown by the server
+	// Notice receives the one-line notice about an embedded server; nil
+	// discards it.
+	Notice io.Writer
+}
+
+// Conn is an open connection with its JetStream handle and, when ackprobe
+// started one, the embedded server behind it.
+type Conn struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Embedded *embedded.Server
+	URL      string
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+// AsyncError returns the last error the server sent asynchronously, such as
+// a permissions violation, which otherwise reaches the caller only as a
+// timeout.
+func (c *Conn) AsyncError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+// Close drains nothing: it closes the connection and stops the embedded server.
+func (c *Conn) Close() error {
+	if c == nil {
+		return nil
+	}
+	if c.NC != nil {
+		c.NC.Close()
+	}
+	return c.Embedded.Close()
+}
+
+// UsesEmbedded reports whether these options mean an embedded server.
+func (o Options) UsesEmbedded() bool {
+	return o.Embedded || strings.TrimSpace(o.Servers) == ""
+}
+
+// Connect connects as the options say. The context bounds the whole dial.
+func Connect(ctx context.Context, o Options) (*Conn, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	c := &Conn{}
+	url := o.Servers
+	if o.UsesEmbedded() {
+		srv, err := embedded.Start(embedded.Options{})
+		if err != nil {
+			return nil, err
+		}
+		c.Embedded = srv
+		url = srv.URL()
+		if o.Notice != nil {
+			fmt.Fprintf(o.Notice, "no server given: started an embedded nats-server %s with JetStream on %s (use -s URL to probe a real server)\n",
+				embedded.Version(), url)
+		}
+	}
+	c.URL = url
+
+	opts, err := o.natsOptions(c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	type dialed struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		nc, err := nats.Connect(url, opts...)
+		done <- dialed{nc, err}
+	}()
+	select {
+	case d := <-done:
+		if d.err != nil {
+			c.Close()
+			return nil, &DialError{URL: redact(url), Err: d.err}
+		}
+		c.NC = d.nc
+	case <-ctx.Done():
+		go func() {
+			if d := <-done; d.nc != nil {
+				d.nc.Close()
+			}
+		}()
+		c.Close()
+		return nil, &DialError{URL: redact(url), Err: ctx.Err()}
+	}
+
+	jsOpts := []jetstream.JetStreamOpt{jetstream.WithDefaultTimeout(o.Timeout)}
+	if o.JSDomain != "" {
+		c.JS, err = jetstream.NewWithDomain(c.NC, o.JSDomain, jsOpts...)
+	} else {
+		c.JS, err = jetstream.New(c.NC, jsOpts...)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return c, nil
+}
+
+func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
+	name := o.Name
+	if name == "" {
+		name = "ackprobe"
+	}
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.Timeout(o.Timeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			c.mu.Lock()
+			c.lastErr = err
+			c.mu.Unlock()
+		}),
+	}
+	if o.Creds != "" {
+		opts = append(opts, nats.UserCredentials(o.Creds))
+	}
+	if o.NKey != "" {
+		opt, err := nats.NkeyOptionFromSeed(o.NKey)
+		if err != nil {
+			return nil, &FileError{What: "nkey", Path: o.NKey, Err: err}
+		}
+		opts = append(opts, opt)
+	}
+	if o.User != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.Token != "" {
+		opts = append(opts, nats.Token(o.Token))
+	}
+	if o.TLSCert != "" || o.TLSKey != "" {
+		if o.TLSCert == "" || o.TLSKey == "" {
+			return nil, errors.New("--tlscert and --tlskey go together")
+		}
+		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))
+	}
+	if o.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(o.TLSCA))
+	}
+	if o.TLSFirst {
+		opts = append(opts, nats.TLSHandshakeFirst())
+	}
+	return opts, nil
+}
+
+// UsesTLS reports whether the options ask for TLS to the server, in which
+// case a proxy in between cannot see the protocol.
+func (o Options) UsesTLS() bool {
+	if o.TLSCert != "" || o.TLSCA != "" || o.TLSFirst {
+		return true
+	}
+	for _, u := range strings.Split(o.Servers, ",") {
+		if strings.HasPrefix(strings.TrimSpace(strings.ToLower(u)), "tls://") {
+			return true
+		}
+	}
+	return false
+}
+
+// DialError is a failure to connect to the server.
+type DialError struct {
+	URL string
+	Err error
+}
+
+func (e *DialError) Error() string { return fmt.Sprintf("connect to %s: %v", e.URL, e.Err) }
+func (e *DialError) Unwrap() error { return e.Err }
+
+// FileError is a credentials, key or certificate file that cannot be used.
+type FileError struct {
+	What, Path string
+	Err        error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("%s file %s: %v", e.What, e.Path, e.Err) }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// redact hides passwords and tokens in URLs before they are printed.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		u = strings.TrimSpace(u)
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+				u = u[:scheme+3] + "***@" + u[at+1:]
+			}
+		}
+		parts[i] = u
+	}
+	return strings.Join(parts, ",")
+}
+
+// Redact hides credentials embedded in server URLs.
+func Redact(urls string) string { return redact(urls) }

@@ -1,0 +1,71 @@
+// Package natstest starts real nats-servers for tests: in-process, as a
+// separate process built from the pinned nats-server module, or as a
+// cluster on loopback. Everything it starts is stopped by t.Cleanup.
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options returns in-process server options with JetStream on a random
+// loopback port and a test-owned store.
+func Options(t testing.TB) *server.Options {
+	t.Helper()
+	return &server.Options{
+		Host:               "127.0.0.1",
+		Port:               -1,
+		HTTPPort:           -1,
+		JetStream:          true,
+		StoreDir:           t.TempDir(),
+		JetStreamMaxMemory: 256 << 20,
+		JetStreamMaxStore:  256 << 20,
+		NoLog:              true,
+		NoSigs:             true,
+	}
+}
+
+// RunServer starts an in-process JetStream server listening on loopback.
+func RunServer(t testing.TB) *server.Server {
+	t.Helper()
+	return RunServerWith(t, Options(t))
+}
+
+// RunServerWith starts an in-process server with the given options.
+func RunServerWith(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("natstest: new server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		t.Fatalf("natstest: server not ready")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Connect opens a client connection to url, closed by t.Cleanup, and a
+// JetStream handle on it.
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("natstest: connect %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}

@@ -1,0 +1,126 @@
+package natstest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// ServerBinary builds nats-server from the module version pinned in go.mod
+// (once per test binary) and returns its path.
+func ServerBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ackprobe-nats-server-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "nats-server")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/nats-io/nats-server/v2")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build nats-server: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("natstest: %v", buildErr)
+	}
+	return binPath
+}
+
+// Process is a nats-server running as a separate process.
+type Process struct {
+	URL  string
+	Port int
+	cmd  *exec.Cmd
+	args []string
+	bin  string
+	t    testing.TB
+}
+
+// RunServerProcess starts the built nats-server with JetStream on a free
+// loopback port, with any extra command-line arguments, and stops it when
+// the test ends.
+func RunServerProcess(t testing.TB, extra ...string) *Process {
+	t.Helper()
+	p := &Process{bin: ServerBinary(t), t: t}
+	p.Port = freePort(t)
+	p.args = append([]string{"-a", "127.0.0.1", "-p", fmt.Sprint(p.Port), "-js", "-sd", t.TempDir()}, extra...)
+	p.URL = fmt.Sprintf("nats://127.0.0.1:%d", p.Port)
+	p.Start()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Start (re)starts the process with the same arguments and waits until it
+// accepts connections.
+func (p *Process) Start() {
+	p.t.Helper()
+	p.cmd = exec.Command(p.bin, p.args...)
+	stderr, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("natstest: start nats-server: %v", err)
+	}
+	var log strings.Builder
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			log.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	p.t.Fatalf("natstest: nats-server did not listen on %d in time:\n%s", p.Port, log.String())
+}
+
+// Stop ends the process and waits for it.
+func (p *Process) Stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_, _ = p.cmd.Process.Wait()
+	p.cmd = nil
+}
+
+// Pid is the process id, for tests that signal it.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natstest: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,400 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// readBackTarget is about how many immediate read-backs a mode takes.
+const readBackTarget = 100
+
+// modeRun is one mode's pass over its messages.
+type modeRun struct {
+	p     *prober
+	idx   int
+	mode  Mode
+	res   ModeResult
+	t0    time.Time
+	lat   *recorder
+	lag   *recorder
+	fetch *fetcher
+
+	mu       sync.Mutex // guards the counters below when acks run in parallel
+	acks     int
+	errors   int
+	retries  int
+	lastErr  error
+	inflight sync.WaitGroup
+	slots    chan struct{}
+
+	baseline   int // ack-pending at the start that is not this mode's
+	lastDseq   uint64
+	sampleGap  int
+	nextSample int
+	stopSample bool
+	ackTime    time.Duration
+}
+
+// runMode acknowledges Count messages of mode idx and reads the consumer
+// back as it goes.
+func (p *prober) runMode(ctx context.Context, idx int) (ModeResult, error) {
+	m := &modeRun{
+		p: p, idx: idx, mode: p.cfg.Modes[idx],
+		t0:  time.Now(),
+		lat: newRecorder(), lag: newRecorder(),
+		fetch: &fetcher{cons: p.cons, timeout: p.cfg.Timeout, retries: p.cfg.Retries},
+	}
+	m.res.Mode = m.mode
+	m.res.Steps = []Step{}
+	conc := 1
+	if m.mode == Confirmed {
+		conc = p.cfg.Concurrency
+	}
+	m.slots = make(chan struct{}, conc)
+	m.sampleGap = max(1, p.cfg.Count/readBackTarget)
+	m.nextSample = m.sampleGap
+	err := m.run(ctx)
+	m.inflight.Wait()
+	m.finish()
+	return m.res, err
+}
+
+func (m *modeRun) step(ctx context.Context, name string) (*jetstream.ConsumerInfo, error) {
+	ci, err := m.p.info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.res.Steps = append(m.res.Steps, stepOf(name, ci, time.Since(m.t0)))
+	return ci, nil
+}
+
+func (m *modeRun) run(ctx context.Context) error {
+	count := m.p.cfg.Count
+	start, err := m.step(ctx, "start")
+	if err != nil {
+		return err
+	}
+	m.baseline = start.NumAckPending
+
+	received := 0 // first deliveries of this mode's messages
+	handled := 0  // messages acked or being acked
+	m.fetch.start(ctx, min(count, batchMax))
+	ackStart := time.Now()
+	var paused time.Duration
+	for received < count {
+		batch, err := m.fetch.next(ctx)
+		if err != nil {
+			return fmt.Errorf("%s run: fetch from consumer %q after %d of %d messages: %w", m.mode, m.p.res.Consumer, received, count, err)
+		}
+		fresh := 0
+		for _, msg := range batch {
+			if md, err := msg.Metadata(); err == nil && md.NumDelivered == 1 && m.p.owner(md.Sequence.Stream) == m.idx {
+				fresh++
+			}
+		}
+		received += fresh
+		if left := count - received; left > 0 {
+			m.fetch.start(ctx, min(left, batchMax))
+		}
+		if count == 1 {
+			if _, err := m.step(ctx, "received"); err != nil {
+				return err
+			}
+		}
+		for i, msg := range batch {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			m.handle(ctx, msg)
+			handled++
+			last := received >= count && i == len(batch)-1
+			if handled >= m.nextSample || last {
+				m.nextSample += m.sampleGap
+				t := time.Now()
+				if err := m.readBack(ctx, len(batch)-1-i, last); err != nil {
+					return err
+				}
+				paused += time.Since(t)
+			}
+		}
+		m.progress(handled)
+	}
+	m.ackTime = time.Since(ackStart) - paused
+	return nil
+}
+
+// handle acknowledges one delivered message in the mode's way.
+func (m *modeRun) handle(ctx context.Context, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		m.fail(err)
+		return
+	}
+	owner := m.p.owner(md.Sequence.Stream)
+	if md.NumDelivered > 1 && owner >= 0 {
+		m.p.redelivered(owner, m)
+	}
+	m.lastDseq = max(m.lastDseq, md.Sequence.Consumer)
+	if owner != m.idx || md.NumDelivered > 1 {
+		// A redelivery, or another mode's message: ack it so it goes away,
+		// but keep it out of this mode's figures.
+		_ = m.ackOnce(ctx, msg)
+		return
+	}
+	if m.mode == Standard {
+		t := time.Now()
+		err := msg.Ack()
+		m.lat.record(time.Since(t))
+		m.count(0, err)
+		return
+	}
+	m.slots <- struct{}{}
+	m.inflight.Add(1)
+	go func() {
+		defer func() { <-m.slots; m.inflight.Done() }()
+		t := time.Now()
+		retries, err := m.p.confirm(ctx, msg)
+		d := time.Since(t)
+		m.mu.Lock()
+		m.lat.record(d)
+		m.mu.Unlock()
+		m.count(retries, err)
+	}()
+}
+
+func (m *modeRun) ackOnce(ctx context.Context, msg jetstream.Msg) error {
+	if m.mode == Standard {
+		return msg.Ack()
+	}
+	_, err := m.p.confirm(ctx, msg)
+	return err
+}
+
+func (m *modeRun) count(retries int, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.retries += retries
+	if err != nil {
+		m.errors++
+		m.lastErr = err
+		return
+	}
+	m.acks++
+}
+
+func (m *modeRun) fail(err error) {
+	m.mu.Lock()
+	m.errors++
+	m.lastErr = err
+	m.mu.Unlock()
+}
+
+// confirm sends a confirmed ack, retrying a bounded number of times. A
+// DoubleAck that failed leaves the message unacked on the client, so the
+// same message can be acked again; the server answers a repeated ack too.
+func (p *prober) confirm(ctx context.Context, msg jetstream.Msg) (retries int, err error) {
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
+		err = msg.DoubleAck(actx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return attempt, nil
+		}
+		if attempt >= p.cfg.Retries || ctx.Err() != nil || !retryable(err) {
+			return attempt, err
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		case <-ctx.Done():
+			return attempt, err
+		}
+	}
+}
+
+func retryable(err error) bool {
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotBound), errors.Is(err, jetstream.ErrMsgNoReply),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, context.Canceled):
+		return false
+	}
+	return true
+}
+
+// readBack waits for the acks in flight, then reads the consumer back at
+// once: a read that still counts the last acked message as pending is
+// stale. It then polls until the ack shows, which measures the lag.
+// inHand is the number of delivered messages not acked yet.
+func (m *modeRun) readBack(ctx context.Context, inHand int, last bool) error {
+	if m.stopSample && !last {
+		return nil
+	}
+	m.inflight.Wait()
+	inHand += m.fetch.settle(ctx)
+	ackedAt := time.Now()
+	dseq := m.lastDseq
+	visible := func(ci *jetstream.ConsumerInfo) bool {
+		return ci.AckFloor.Consumer >= dseq || ci.NumAckPending <= inHand+m.baseline
+	}
+	ci, err := m.p.info(ctx)
+	if err != nil {
+		return err
+	}
+	m.res.Visibility.ReadBacks++
+	first := stepOf("acked", ci, time.Since(m.t0))
+	first.Stale = !visible(ci)
+	if last {
+		m.res.Steps = append(m.res.Steps, first)
+	}
+	if !first.Stale {
+		m.lag.record(0)
+		return nil
+	}
+	m.res.Visibility.StaleReads++
+	deadline := ackedAt.Add(m.p.cfg.Timeout)
+	for time.Now().Before(deadline) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ci, err = m.p.info(ctx)
+		if err != nil {
+			return err
+		}
+		if visible(ci) {
+			m.lag.record(time.Since(ackedAt))
+			if last && m.p.cfg.Count > 1 {
+				m.res.Steps = append(m.res.Steps, stepOf("settled", ci, time.Since(m.t0)))
+			}
+			return nil
+		}
+	}
+	// The ack never showed: lost, or the server is far behind. Later
+	// read-backs would only wait on the same missing ack.
+	m.res.Visibility.NotVisible++
+	m.stopSample = true
+	return nil
+}
+
+func (m *modeRun) progress(handled int) {
+	if f := m.p.cfg.Progress; f != nil {
+		total := m.p.cfg.Count * len(m.p.cfg.Modes)
+		f(min(m.idx*m.p.cfg.Count+handled, total), total)
+	}
+}
+
+// finish turns the counters and histograms into the mode's result.
+func (m *modeRun) finish() {
+	r := &m.res
+	r.Acks, r.Errors, r.Retries = m.acks, m.errors, m.retries
+	if m.lastErr != nil {
+		r.LastError = m.lastErr.Error()
+	}
+	r.AckLatencyUS = m.lat.summary()
+	r.Visibility.LagUS = m.lag.summary()
+	r.Elapsed = Duration(time.Since(m.t0).Round(time.Microsecond))
+	if m.ackTime > 0 && m.acks > 0 {
+		r.AcksPerSec = float64(m.acks) / m.ackTime.Seconds()
+	}
+}
+
+// redelivered counts a redelivery against the mode that owns the message.
+func (p *prober) redelivered(owner int, cur *modeRun) {
+	if owner == cur.idx {
+		cur.res.Redelivered++
+		return
+	}
+	if owner < len(p.res.Modes) {
+		p.res.Modes[owner].Redelivered++
+	}
+}
+
+// fetcher keeps at most one pull request in flight, so the next batch is
+// on its way while the current one is acked.
+type fetcher struct {
+	cons    jetstream.Consumer
+	timeout time.Duration
+	retries int
+
+	pending chan fetched
+	ready   *fetched
+}
+
+type fetched struct {
+	msgs []jetstream.Msg
+	err  error
+}
+
+func (f *fetcher) start(ctx context.Context, n int) {
+	ch := make(chan fetched, 1)
+	f.pending = ch
+	go func() {
+		var out fetched
+		for attempt := 0; attempt <= f.retries; attempt++ {
+			out = f.fetchOnce(ctx, n)
+			if len(out.msgs) > 0 || ctx.Err() != nil {
+				break
+			}
+		}
+		ch <- out
+	}()
+}
+
+func (f *fetcher) fetchOnce(ctx context.Context, n int) fetched {
+	fctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	batch, err := f.cons.Fetch(n, jetstream.FetchContext(fctx))
+	if err != nil {
+		return fetched{err: err}
+	}
+	var out fetched
+	for msg := range batch.Messages() {
+		out.msgs = append(out.msgs, msg)
+	}
+	if err := batch.Error(); err != nil && len(out.msgs) == 0 {
+		out.err = err
+	}
+	return out
+}
+
+// settle waits for the request in flight and returns how many messages it
+// delivered; they stay queued for next.
+func (f *fetcher) settle(ctx context.Context) int {
+	if f.pending != nil {
+		select {
+		case r := <-f.pending:
+			f.ready = &r
+		case <-ctx.Done():
+			return 0
+		}
+		f.pending = nil
+	}
+	if f.ready == nil {
+		return 0
+	}
+	return len(f.ready.msgs)
+}
+
+// next returns the next batch, waiting for the request in flight.
+func (f *fetcher) next(ctx context.Context) ([]jetstream.Msg, error) {
+	f.settle(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := f.ready
+	f.ready = nil
+	if r == nil {
+		return nil, errNoDelivery
+	}
+	if len(r.msgs) == 0 {
+		if r.err == nil || errors.Is(r.err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w within %s", errNoDelivery, f.timeout)
+		}
+		return nil, r.err
+	}
+	return r.msgs, nil
+}

@@ -1,0 +1,212 @@
+// Package probe runs ackprobe's measurements against JetStream: it sets up
+// (or safely reuses) a stream and a consumer of its own, publishes probe
+// messages, acknowledges them with standard or confirmed acks while reading
+// the consumer's state back from the server, and cleans up. It returns plain
+// data and never prints.
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// prober holds the state of one run.
+type prober struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	cfg  Config
+	res  *Result
+	cons jetstream.Consumer
+	// ranges[i] are the stream sequences published for cfg.Modes[i].
+	ranges []seqRange
+	// retention of the probed stream, for cleanup.
+	own ownership
+}
+
+type seqRange struct{ first, last uint64 }
+
+func (r seqRange) contains(seq uint64) bool { return seq >= r.first && seq <= r.last }
+
+// Run probes JetStream as cfg says. It returns a Result whenever the probe
+// ran, with OK false when a check failed; an error means it could not run,
+// and the Result, if not nil, still names what could not be cleaned up.
+func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config) (res *Result, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ID == "" {
+		cfg.ID = newID()
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = cfg.Timeout
+	}
+	started := time.Now()
+	res = &Result{
+		Server:   serverInfo(nc),
+		Count:    cfg.Count,
+		Storage:  storageName(cfg.Storage),
+		Replicas: cfg.Replicas,
+		AckWait:  Duration(cfg.AckWait),
+		Problems: []string{},
+		Started:  started.UTC(),
+	}
+	p := &prober{nc: nc, js: js, cfg: cfg, res: res}
+
+	defer func() {
+		p.cleanup(ctx)
+		res.Elapsed = Duration(time.Since(started).Round(time.Microsecond))
+	}()
+	// The consumer is made after the messages are stored, starting at the
+	// first of them: its pending count is then computed from the stream at
+	// creation, instead of racing the publishes.
+	if err := p.setupStream(ctx); err != nil {
+		return res, err
+	}
+	if err := p.publish(ctx); err != nil {
+		return res, err
+	}
+	if err := p.setupConsumer(ctx); err != nil {
+		return res, err
+	}
+	for i := range cfg.Modes {
+		mr, err := p.runMode(ctx, i)
+		res.Modes = append(res.Modes, mr)
+		if err != nil {
+			return res, err
+		}
+	}
+	p.check()
+	return res, nil
+}
+
+func serverInfo(nc *nats.Conn) ServerInfo {
+	return ServerInfo{
+		URL:     nc.ConnectedUrlRedacted(),
+		Name:    nc.ConnectedServerName(),
+		Version: nc.ConnectedServerVersion(),
+		Cluster: nc.ConnectedClusterName(),
+	}
+}
+
+func storageName(s jetstream.StorageType) string {
+	if s == jetstream.FileStorage {
+		return "file"
+	}
+	return "memory"
+}
+
+// call bounds one request to the server by the configured timeout.
+func (p *prober) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, p.cfg.Timeout)
+}
+
+// publish puts Count messages per mode on the probe subject, in mode order,
+// and remembers which stream sequences belong to which mode.
+func (p *prober) publish(ctx context.Context) error {
+	const window = 1000
+	p.ranges = make([]seqRange, len(p.cfg.Modes))
+	for i, mode := range p.cfg.Modes {
+		for sent := 0; sent < p.cfg.Count; {
+			n := min(window, p.cfg.Count-sent)
+			futures := make([]jetstream.PubAckFuture, 0, n)
+			for j := 0; j < n; j++ {
+				msg := &nats.Msg{
+					Subject: p.res.Subject,
+					Header:  nats.Header{headerRun: []string{p.cfg.ID}, headerMode: []string{string(mode)}},
+					Data:    fmt.Appendf(nil, "ackprobe %s %s %d", p.cfg.ID, mode, sent+j+1),
+				}
+				f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(p.res.Stream))
+				if err != nil {
+					return fmt.Errorf("publish probe message to %q: %w", p.res.Subject, err)
+				}
+				futures = append(futures, f)
+			}
+			for _, f := range futures {
+				select {
+				case ack := <-f.Ok():
+					r := &p.ranges[i]
+					if r.first == 0 || ack.Sequence < r.first {
+						r.first = ack.Sequence
+					}
+					r.last = max(r.last, ack.Sequence)
+				case err := <-f.Err():
+					return fmt.Errorf("publish probe message to %q: %w", p.res.Subject, err)
+				case <-time.After(p.cfg.Timeout):
+					return fmt.Errorf("publish probe message to %q: no acknowledgement from the stream within %s", p.res.Subject, p.cfg.Timeout)
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			sent += n
+		}
+	}
+	return nil
+}
+
+// owner returns the index of the mode that published stream sequence seq,
+// or -1 for a message of an earlier run.
+func (p *prober) owner(seq uint64) int {
+	for i, r := range p.ranges {
+		if r.contains(seq) {
+			return i
+		}
+	}
+	return -1
+}
+
+// snapshot reads the consumer's state from the server.
+func (p *prober) info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+	cctx, cancel := p.call(ctx)
+	defer cancel()
+	ci, err := p.cons.Info(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("read consumer %q state: %w", p.res.Consumer, err)
+	}
+	return ci, nil
+}
+
+// check turns the measurements into problems (failed checks) and notes.
+func (p *prober) check() {
+	for _, m := range p.res.Modes {
+		switch m.Mode {
+		case Confirmed:
+			if m.Errors > 0 {
+				p.problem("%d confirmed ack(s) failed after %d retries (last error: %s)", m.Errors, p.cfg.Retries, m.LastError)
+			}
+			if m.Visibility.StaleReads > 0 {
+				p.problem("%d confirmed ack(s) were still ack-pending when the consumer was read back right after DoubleAck returned", m.Visibility.StaleReads)
+			}
+			if m.Redelivered > 0 {
+				p.problem("%d message(s) of the confirmed run were redelivered", m.Redelivered)
+			}
+		case Standard:
+			v := m.Visibility
+			if v.ReadBacks > 0 {
+				p.note("standard: %d of %d immediate read-back(s) still showed the acked message ack-pending", v.StaleReads, v.ReadBacks)
+			}
+			if m.Redelivered > 0 {
+				p.note("standard: %d message(s) were redelivered (lost or late acks)", m.Redelivered)
+			}
+		}
+	}
+	for _, t := range p.cfg.Thresholds.check(p.res) {
+		p.problem("%s", t)
+	}
+	p.res.OK = len(p.res.Problems) == 0
+}
+
+func (p *prober) problem(format string, args ...any) {
+	p.res.Problems = append(p.res.Problems, fmt.Sprintf(format, args...))
+}
+
+func (p *prober) note(format string, args ...any) {
+	p.res.Notes = append(p.res.Notes, fmt.Sprintf(format, args...))
+}
+
+// errNoDelivery is returned when the consumer delivers nothing in time.
+var errNoDelivery = errors.New("no probe message was delivered")

@@ -1,0 +1,157 @@
+package probe
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Result is everything a probe run found, as plain data. Report renders it;
+// its JSON form is the contract's document.
+type Result struct {
+	Server   ServerInfo   `json:"server"`
+	Stream   string       `json:"stream"`
+	Subject  string       `json:"subject"`
+	Consumer string       `json:"consumer"`
+	Count    int          `json:"count"`
+	Storage  string       `json:"storage"`
+	Replicas int          `json:"replicas"`
+	AckWait  Duration     `json:"ack_wait"`
+	Created  Ownership    `json:"created"`
+	Modes    []ModeResult `json:"modes"`
+	OK       bool         `json:"ok"`
+	Problems []string     `json:"problems"`
+	// Notes are observations that are not failures.
+	Notes []string `json:"notes,omitempty"`
+	// CleanupFailures names what the probe created and could not remove.
+	CleanupFailures []string  `json:"cleanup_failures,omitempty"`
+	Started         time.Time `json:"started"`
+	Elapsed         Duration  `json:"elapsed"`
+}
+
+// ServerInfo describes the server the probe talked to.
+type ServerInfo struct {
+	URL      string `json:"url"`
+	Name     string `json:"name,omitempty"`
+	Version  string `json:"version"`
+	Embedded bool   `json:"embedded"`
+	Cluster  string `json:"cluster"`
+	Domain   string `json:"domain,omitempty"`
+}
+
+// Ownership says which of the stream and consumer this run created (and
+// so may delete) rather than reused.
+type Ownership struct {
+	Stream   bool `json:"stream"`
+	Consumer bool `json:"consumer"`
+	Kept     bool `json:"kept"`
+}
+
+// ModeResult is what one ack mode did.
+type ModeResult struct {
+	Mode Mode `json:"mode"`
+	// Steps are consumer snapshots in the order they were taken.
+	Steps []Step `json:"steps"`
+	// Acks is the number of messages acknowledged without error.
+	Acks int `json:"acks"`
+	// Errors counts confirmed acks that still failed after their retries.
+	Errors int `json:"errors"`
+	// Retries counts confirmed acks sent again after a failure.
+	Retries int `json:"retries"`
+	// Redelivered counts deliveries of this mode's messages beyond the first.
+	Redelivered  int      `json:"redelivered"`
+	AckLatencyUS Latency  `json:"ack_latency_us"`
+	AcksPerSec   float64  `json:"acks_per_sec"`
+	Elapsed      Duration `json:"elapsed"`
+	// Visibility is how soon the server's consumer state showed the acks.
+	Visibility Visibility `json:"visibility"`
+	// LastError is the last error a confirmed ack returned, if any.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Step is the consumer's state as the server reported it at one moment.
+type Step struct {
+	Step               string `json:"step"`
+	NumPending         uint64 `json:"num_pending"`
+	NumAckPending      int    `json:"num_ack_pending"`
+	NumRedelivered     int    `json:"num_redelivered"`
+	NumWaiting         int    `json:"num_waiting"`
+	DeliveredStreamSeq uint64 `json:"delivered_stream_seq"`
+	AckFloorStreamSeq  uint64 `json:"ack_floor_stream_seq"`
+	// At is the time since the start of the mode.
+	At Duration `json:"at"`
+	// Stale marks an "acked" snapshot that still counted the acked message
+	// as pending.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// Visibility is measured by reading the consumer back right after an ack.
+type Visibility struct {
+	// ReadBacks is the number of acks followed by an immediate read-back.
+	ReadBacks int `json:"read_backs"`
+	// StaleReads is how many of those still showed the message ack-pending.
+	StaleReads int `json:"stale_reads"`
+	// LagUS is the time from the ack call's return to the first read-back
+	// that showed the ack (0 when the immediate read-back showed it). It
+	// includes one consumer-info round trip.
+	LagUS Latency `json:"lag_us"`
+	// NotVisible counts acks that never showed within the timeout.
+	NotVisible int `json:"not_visible,omitempty"`
+}
+
+// Latency summarises a distribution in microseconds.
+type Latency struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+	Mean  float64 `json:"mean"`
+	// Buckets is a coarse histogram for drawing; empty for one sample.
+	Buckets []Bucket `json:"buckets,omitempty"`
+}
+
+// Bucket counts the samples at or below UpToUS and above the previous bucket.
+type Bucket struct {
+	UpToUS float64 `json:"up_to_us"`
+	Count  int64   `json:"count"`
+}
+
+// Duration is a time.Duration that renders as a Go duration string in JSON.
+type Duration time.Duration
+
+// MarshalText renders d like time.Duration.String.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// Mode returns the result for mode m, or nil.
+func (r *Result) Mode(m Mode) *ModeResult {
+	for i := range r.Modes {
+		if r.Modes[i].Mode == m {
+			return &r.Modes[i]
+		}
+	}
+	return nil
+}
+
+func stepOf(name string, ci *jetstream.ConsumerInfo, at time.Duration) Step {
+	return Step{
+		Step:               name,
+		NumPending:         ci.NumPending,
+		NumAckPending:      ci.NumAckPending,
+		NumRedelivered:     ci.NumRedelivered,
+		NumWaiting:         ci.NumWaiting,
+		DeliveredStreamSeq: ci.Delivered.Stream,
+		AckFloorStreamSeq:  ci.AckFloor.Stream,
+		At:                 Duration(at),
+	}
+}
+
+// String renders d like time.Duration.String.
+func (d Duration) String() string { return time.Duration(d).String() }

@@ -1,0 +1,174 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ackprobe/ackprobe/internal/probe"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run: go test ./internal/report -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (rerun with -update if intended):\n--- got ---\n%s\n--- want ---\n%s", name, got, want)
+	}
+}
+
+// classic is a hand-built result of the classic scenario with a stale
+// standard read-back.
+func classic() *probe.Result {
+	step := func(name string, pending uint64, ackPending int, floor, delivered uint64, stale bool) probe.Step {
+		return probe.Step{Step: name, NumPending: pending, NumAckPending: ackPending, AckFloorStreamSeq: floor, DeliveredStreamSeq: delivered, Stale: stale}
+	}
+	lat := func(v float64) probe.Latency { return probe.Latency{Count: 1, P50: v, P90: v, P99: v, Max: v, Mean: v} }
+	return &probe.Result{
+		Server: probe.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true},
+		Stream: "ACKPROBE_TEST", Subject: "ackprobe.test", Consumer: "ACKPROBE_TEST",
+		Count: 1, Storage: "memory", Replicas: 1, AckWait: probe.Duration(30 * time.Second),
+		Created: probe.Ownership{Stream: true, Consumer: true},
+		Modes: []probe.ModeResult{
+			{
+				Mode: probe.Standard,
+				Steps: []probe.Step{
+					step("start", 2, 0, 0, 0, false),
+					step("received", 1, 1, 0, 1, false),
+					step("acked", 1, 1, 0, 1, true),
+				},
+				Acks: 1, AckLatencyUS: lat(2.4),
+				Visibility: probe.Visibility{ReadBacks: 1, StaleReads: 1, LagUS: lat(84)},
+			},
+			{
+				Mode: probe.Confirmed,
+				Steps: []probe.Step{
+					step("start", 1, 0, 1, 1, false),
+					step("received", 0, 1, 1, 2, false),
+					step("acked", 0, 0, 2, 2, false),
+				},
+				Acks: 1, AckLatencyUS: lat(131),
+				Visibility: probe.Visibility{ReadBacks: 1, LagUS: lat(0)},
+			},
+		},
+		OK:       true,
+		Problems: []string{},
+		Notes:    []string{"standard: 1 of 1 immediate read-back(s) still showed the acked message ack-pending"},
+	}
+}
+
+// scaled is a hand-built result of a larger run with a failed check.
+func scaled() *probe.Result {
+	r := classic()
+	r.Count = 1000
+	buckets := []probe.Bucket{{UpToUS: 50, Count: 3}, {UpToUS: 100, Count: 700}, {UpToUS: 200, Count: 250}, {UpToUS: 900, Count: 47}}
+	r.Modes[0].Acks = 1000
+	r.Modes[0].AckLatencyUS = probe.Latency{Count: 1000, P50: 1.2, P90: 2.5, P99: 9.9, Max: 140, Mean: 1.8, Buckets: []probe.Bucket{{UpToUS: 1, Count: 400}, {UpToUS: 2, Count: 500}, {UpToUS: 140, Count: 100}}}
+	r.Modes[0].AcksPerSec = 41234
+	r.Modes[0].Visibility = probe.Visibility{ReadBacks: 100, StaleReads: 96, LagUS: probe.Latency{Count: 100, P50: 80, P90: 120, P99: 300, Max: 310}}
+	r.Modes[1].Acks = 1000
+	r.Modes[1].AckLatencyUS = probe.Latency{Count: 1000, P50: 90, P90: 150, P99: 700, Max: 900, Mean: 110, Buckets: buckets}
+	r.Modes[1].AcksPerSec = 8123.4
+	r.Modes[1].Visibility = probe.Visibility{ReadBacks: 100}
+	r.OK = false
+	r.Problems = []string{"--max-ack-latency breached: confirmed ack p99 700µs > 500µs"}
+	return r
+}
+
+func TestProbeGolden(t *testing.T) {
+	cases := []struct {
+		file  string
+		res   *probe.Result
+		color bool
+	}{
+		{"classic.txt", classic(), false},
+		{"classic.color.txt", classic(), true},
+		{"scaled.txt", scaled(), false},
+		{"scaled.color.txt", scaled(), true},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := Probe(&b, c.res, Options{Color: c.color, Command: "compare"}); err != nil {
+				t.Fatal(err)
+			}
+			out := b.String()
+			if hasANSI := strings.Contains(out, "\x1b["); hasANSI != c.color {
+				t.Errorf("ANSI escapes present = %v, want %v", hasANSI, c.color)
+			}
+			golden(t, c.file, out)
+		})
+	}
+}
+
+// TestColorDoesNotShiftColumns checks that the table measures widths
+// without the escape codes: stripped colored output equals plain output.
+func TestColorDoesNotShiftColumns(t *testing.T) {
+	var plain, colored bytes.Buffer
+	_ = Probe(&plain, scaled(), Options{})
+	_ = Probe(&colored, scaled(), Options{Color: true})
+	stripped := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(colored.String(), "")
+	if stripped != plain.String() {
+		t.Errorf("colored output, stripped, differs from plain output:\n%s\n---\n%s", stripped, plain.String())
+	}
+}
+
+func TestJSONKeys(t *testing.T) {
+	var b bytes.Buffer
+	if err := JSON(&b, classic()); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"server", "stream", "subject", "consumer", "modes", "ok", "problems"} {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("missing key %q", k)
+		}
+	}
+	server := doc["server"].(map[string]any)
+	for _, k := range []string{"url", "version", "embedded", "cluster"} {
+		if _, ok := server[k]; !ok {
+			t.Errorf("missing server key %q", k)
+		}
+	}
+	mode := doc["modes"].([]any)[0].(map[string]any)
+	for _, k := range []string{"mode", "steps", "acks", "errors", "retries", "redelivered", "ack_latency_us", "acks_per_sec"} {
+		if _, ok := mode[k]; !ok {
+			t.Errorf("missing mode key %q", k)
+		}
+	}
+	for _, k := range []string{"p50", "p90", "p99", "max"} {
+		if _, ok := mode["ack_latency_us"].(map[string]any)[k]; !ok {
+			t.Errorf("missing ack_latency_us key %q", k)
+		}
+	}
+	step := mode["steps"].([]any)[0].(map[string]any)
+	for _, k := range []string{"step", "num_pending", "num_ack_pending"} {
+		if _, ok := step[k]; !ok {
+			t.Errorf("missing step key %q", k)
+		}
+	}
+	if doc["problems"] == nil {
+		t.Errorf("problems must be a list, not null")
+	}
+}

@@ -1,0 +1,133 @@
+// Package report renders probe results as colored tables for people and as
+// JSON for scripts. It never talks to NATS: everything it shows comes from
+// a probe.Result (or an inspect snapshot) handed to it.
+package report
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/fatih/color"
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
+)
+
+// Options control rendering.
+type Options struct {
+	// Color turns ANSI colors on. The caller decides (terminal, --no-color,
+	// NO_COLOR); report never looks at the environment.
+	Color bool
+	// Command is the subcommand that produced the result, for the title.
+	Command string
+}
+
+// palette holds colors built from an explicit on/off decision rather than
+// fatih/color's global, which looks at stdout once at start-up.
+type palette struct {
+	good, warn, bad, dim, bold, accent, title *color.Color
+}
+
+func newPalette(on bool) palette {
+	mk := func(attrs ...color.Attribute) *color.Color {
+		c := color.New(attrs...)
+		if on {
+			c.EnableColor()
+		} else {
+			c.DisableColor()
+		}
+		return c
+	}
+	return palette{
+		good:   mk(color.FgGreen),
+		warn:   mk(color.FgYellow),
+		bad:    mk(color.FgRed, color.Bold),
+		dim:    mk(color.Faint),
+		bold:   mk(color.Bold),
+		accent: mk(color.FgCyan),
+		title:  mk(color.Bold, color.FgBlue),
+	}
+}
+
+// newTable returns a rounded table with headers as written, like the nats CLI.
+func newTable() table.Writer {
+	t := table.NewWriter()
+	style := table.StyleRounded
+	style.Format.Header = text.FormatDefault
+	style.Format.Footer = text.FormatDefault
+	t.SetStyle(style)
+	return t
+}
+
+// alignRight right-aligns the given 1-based columns.
+func alignRight(t table.Writer, cols ...int) {
+	cfg := make([]table.ColumnConfig, 0, len(cols))
+	for _, c := range cols {
+		cfg = append(cfg, table.ColumnConfig{Number: c, Align: text.AlignRight, AlignHeader: text.AlignRight})
+	}
+	t.SetColumnConfigs(cfg)
+}
+
+// us formats a figure in microseconds as a short duration.
+func us(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v < 10:
+		return fmt.Sprintf("%.1fµs", v)
+	case v < 1000:
+		return fmt.Sprintf("%.0fµs", v)
+	case v < 10_000:
+		return fmt.Sprintf("%.2fms", v/1000)
+	case v < 1_000_000:
+		return fmt.Sprintf("%.1fms", v/1000)
+	}
+	return (time.Duration(v * float64(time.Microsecond))).Round(time.Millisecond).String()
+}
+
+// num formats a count with thousands separators.
+func num[T ~int | ~int64 | ~uint64](v T) string { return humanize.Comma(int64(v)) }
+
+// rate formats a per-second figure.
+func rate(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	if v < 100 {
+		return fmt.Sprintf("%.1f/s", v)
+	}
+	return humanize.Comma(int64(math.Round(v))) + "/s"
+}
+
+// delta formats the change of a figure, colored by whether it moved.
+func (p palette) delta(d int64, first bool) string {
+	switch {
+	case first:
+		return ""
+	case d == 0:
+		return p.dim.Sprint("±0")
+	case d > 0:
+		return p.accent.Sprintf("+%s", humanize.Comma(d))
+	}
+	return p.accent.Sprint(humanize.Comma(d))
+}
+
+// bar draws a horizontal bar of width cells for frac in [0,1].
+func bar(frac float64, width int) string {
+	if frac <= 0 {
+		return ""
+	}
+	eighths := []string{"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"}
+	cells := frac * float64(width)
+	full := int(cells)
+	s := strings.Repeat("█", full)
+	if rest := int((cells - float64(full)) * 8); rest > 0 {
+		s += eighths[rest]
+	}
+	if s == "" {
+		s = "▏"
+	}
+	return s
+}
