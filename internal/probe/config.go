@@ -52,6 +52,9 @@ type Config struct {
 	Retries int
 	// AckTimeout bounds one confirmed ack attempt; zero means Timeout.
 	AckTimeout time.Duration
+	// ServerSample is the sample_freq of a consumer ackprobe creates
+	// ("100%"); empty turns the server's ack metrics off.
+	ServerSample string
 	// Thresholds turn the measurements into checks.
 	Thresholds Thresholds
 	// Keep leaves what the probe created in place for the next run.
@@ -75,6 +78,8 @@ func DefaultConfig(modes ...Mode) Config {
 		Concurrency: 1,
 		Retries:     3,
 		Timeout:     5 * time.Second,
+
+		ServerSample: "100%",
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -61,7 +62,15 @@ func (p *prober) runMode(ctx context.Context, idx int) (ModeResult, error) {
 	m.nextSample = m.sampleGap
 	err := m.run(ctx)
 	m.inflight.Wait()
+	if err == nil {
+		want := int64(math.MaxInt64)
+		if p.cfg.ServerSample == "100%" {
+			want = int64(m.acks)
+		}
+		p.sampler.wait(ctx, idx, want)
+	}
 	m.finish()
+	m.res.Server = p.sampler.view(idx)
 	return m.res, err
 }
 
@@ -93,8 +102,8 @@ func (m *modeRun) run(ctx context.Context) error {
 			return fmt.Errorf("%s run: fetch from consumer %q after %d of %d messages: %w", m.mode, m.p.res.Consumer, received, count, err)
 		}
 		fresh := 0
-		for _, msg := range batch {
-			if md, err := msg.Metadata(); err == nil && md.NumDelivered == 1 && m.p.owner(md.Sequence.Stream) == m.idx {
+		for _, d := range batch {
+			if md, err := d.msg.Metadata(); err == nil && md.NumDelivered == 1 && m.p.owner(md.Sequence.Stream) == m.idx {
 				fresh++
 			}
 		}
@@ -107,11 +116,11 @@ func (m *modeRun) run(ctx context.Context) error {
 				return err
 			}
 		}
-		for i, msg := range batch {
+		for i, d := range batch {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			m.handle(ctx, msg)
+			m.handle(ctx, d)
 			handled++
 			last := received >= count && i == len(batch)-1
 			if handled >= m.nextSample || last {
@@ -120,7 +129,12 @@ func (m *modeRun) run(ctx context.Context) error {
 				if err := m.readBack(ctx, len(batch)-1-i, last); err != nil {
 					return err
 				}
-				paused += time.Since(t)
+				if !last {
+					// Sampling pauses acking; the final read-back is
+					// the wait until the server shows every ack, and
+					// counts.
+					paused += time.Since(t)
+				}
 			}
 		}
 		m.progress(handled)
@@ -130,7 +144,8 @@ func (m *modeRun) run(ctx context.Context) error {
 }
 
 // handle acknowledges one delivered message in the mode's way.
-func (m *modeRun) handle(ctx context.Context, msg jetstream.Msg) {
+func (m *modeRun) handle(ctx context.Context, d delivery) {
+	msg := d.msg
 	md, err := msg.Metadata()
 	if err != nil {
 		m.fail(err)
@@ -149,6 +164,7 @@ func (m *modeRun) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if m.mode == Standard {
 		t := time.Now()
+		m.p.sampler.held(md.Sequence.Stream, t.Sub(d.at))
 		err := msg.Ack()
 		m.lat.record(time.Since(t))
 		m.count(0, err)
@@ -159,6 +175,7 @@ func (m *modeRun) handle(ctx context.Context, msg jetstream.Msg) {
 	go func() {
 		defer func() { <-m.slots; m.inflight.Done() }()
 		t := time.Now()
+		m.p.sampler.held(md.Sequence.Stream, t.Sub(d.at))
 		retries, err := m.p.confirm(ctx, msg)
 		d := time.Since(t)
 		m.mu.Lock()
@@ -252,7 +269,6 @@ func (m *modeRun) readBack(ctx context.Context, inHand int, last bool) error {
 		m.res.Steps = append(m.res.Steps, first)
 	}
 	if !first.Stale {
-		m.lag.record(0)
 		return nil
 	}
 	m.res.Visibility.StaleReads++
@@ -325,8 +341,14 @@ type fetcher struct {
 }
 
 type fetched struct {
-	msgs []jetstream.Msg
+	msgs []delivery
 	err  error
+}
+
+// delivery is a message and when the client received it.
+type delivery struct {
+	msg jetstream.Msg
+	at  time.Time
 }
 
 func (f *fetcher) start(ctx context.Context, n int) {
@@ -353,7 +375,7 @@ func (f *fetcher) fetchOnce(ctx context.Context, n int) fetched {
 	}
 	var out fetched
 	for msg := range batch.Messages() {
-		out.msgs = append(out.msgs, msg)
+		out.msgs = append(out.msgs, delivery{msg: msg, at: time.Now()})
 	}
 	if err := batch.Error(); err != nil && len(out.msgs) == 0 {
 		out.err = err
@@ -380,7 +402,7 @@ func (f *fetcher) settle(ctx context.Context) int {
 }
 
 // next returns the next batch, waiting for the request in flight.
-func (f *fetcher) next(ctx context.Context) ([]jetstream.Msg, error) {
+func (f *fetcher) next(ctx context.Context) ([]delivery, error) {
 	f.settle(ctx)
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -24,8 +24,10 @@ type prober struct {
 	cons jetstream.Consumer
 	// ranges[i] are the stream sequences published for cfg.Modes[i].
 	ranges []seqRange
-	// retention of the probed stream, for cleanup.
+	// own records what this run created, for cleanup.
 	own ownership
+	// sampler collects the server's ack metrics; nil when unavailable.
+	sampler *sampler
 }
 
 type seqRange struct{ first, last uint64 }
@@ -73,6 +75,8 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 	if err := p.setupConsumer(ctx); err != nil {
 		return res, err
 	}
+	p.sampler, res.ServerSampling = p.startSampler(ctx)
+	defer p.sampler.stop()
 	for i := range cfg.Modes {
 		mr, err := p.runMode(ctx, i)
 		res.Modes = append(res.Modes, mr)

@@ -9,18 +9,20 @@ import (
 // Result is everything a probe run found, as plain data. Report renders it;
 // its JSON form is the contract's document.
 type Result struct {
-	Server   ServerInfo   `json:"server"`
-	Stream   string       `json:"stream"`
-	Subject  string       `json:"subject"`
-	Consumer string       `json:"consumer"`
-	Count    int          `json:"count"`
-	Storage  string       `json:"storage"`
-	Replicas int          `json:"replicas"`
-	AckWait  Duration     `json:"ack_wait"`
-	Created  Ownership    `json:"created"`
-	Modes    []ModeResult `json:"modes"`
-	OK       bool         `json:"ok"`
-	Problems []string     `json:"problems"`
+	Server   ServerInfo `json:"server"`
+	Stream   string     `json:"stream"`
+	Subject  string     `json:"subject"`
+	Consumer string     `json:"consumer"`
+	Count    int        `json:"count"`
+	Storage  string     `json:"storage"`
+	Replicas int        `json:"replicas"`
+	AckWait  Duration   `json:"ack_wait"`
+	Created  Ownership  `json:"created"`
+	// ServerSampling says whether the server's ack metrics were collected.
+	ServerSampling string       `json:"server_sampling"`
+	Modes          []ModeResult `json:"modes"`
+	OK             bool         `json:"ok"`
+	Problems       []string     `json:"problems"`
 	// Notes are observations that are not failures.
 	Notes []string `json:"notes,omitempty"`
 	// CleanupFailures names what the probe created and could not remove.
@@ -67,6 +69,22 @@ type ModeResult struct {
 	Visibility Visibility `json:"visibility"`
 	// LastError is the last error a confirmed ack returned, if any.
 	LastError string `json:"last_error,omitempty"`
+	// Server is the server's own view of the acks, from its sampled ack
+	// metrics; nil when not available (Result.ServerSampling says why).
+	Server *ServerView `json:"server_view,omitempty"`
+}
+
+// ServerView is what the server's consumer_ack metric events said.
+type ServerView struct {
+	// Events is the number of ack metric events received for this mode.
+	Events int64 `json:"events"`
+	// AckTimeUS is the server's time from delivering a message to applying
+	// its ack.
+	AckTimeUS Latency `json:"ack_time_us"`
+	// TransitUS is AckTimeUS less the time the client held the message
+	// before calling ack: the delivery leg plus the ack's way to being
+	// applied (network, buffers, the server's ack queue).
+	TransitUS Latency `json:"transit_us"`
 }
 
 // Step is the consumer's state as the server reported it at one moment.
@@ -91,9 +109,9 @@ type Visibility struct {
 	ReadBacks int `json:"read_backs"`
 	// StaleReads is how many of those still showed the message ack-pending.
 	StaleReads int `json:"stale_reads"`
-	// LagUS is the time from the ack call's return to the first read-back
-	// that showed the ack (0 when the immediate read-back showed it). It
-	// includes one consumer-info round trip.
+	// LagUS is, over the stale read-backs, the time from the ack call's
+	// return to the first read-back that showed the ack. It includes one
+	// consumer-info round trip.
 	LagUS Latency `json:"lag_us"`
 	// NotVisible counts acks that never showed within the timeout.
 	NotVisible int `json:"not_visible,omitempty"`

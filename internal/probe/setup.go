@@ -227,16 +227,17 @@ func (p *prober) setupConsumer(ctx context.Context) error {
 
 func (p *prober) createConsumer(ctx context.Context, name string) error {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       name,
-		Description:   "ackprobe probe consumer: created and removed by ackprobe",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       p.cfg.AckWait,
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   p.ranges[0].first,
-		FilterSubject: p.res.Subject,
-		MaxDeliver:    -1,
-		MaxAckPending: max(1000, 2*batchMax+p.cfg.Concurrency),
-		Metadata:      p.marks(),
+		Durable:         name,
+		Description:     "ackprobe probe consumer: created and removed by ackprobe",
+		AckPolicy:       jetstream.AckExplicitPolicy,
+		AckWait:         p.cfg.AckWait,
+		DeliverPolicy:   jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:     p.ranges[0].first,
+		FilterSubject:   p.res.Subject,
+		MaxDeliver:      -1,
+		MaxAckPending:   max(1000, 2*batchMax+p.cfg.Concurrency),
+		SampleFrequency: p.cfg.ServerSample,
+		Metadata:        p.marks(),
 	}
 	if !p.own.userStream {
 		cfg.Replicas = p.cfg.Replicas

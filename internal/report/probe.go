@@ -66,10 +66,14 @@ func header(b *strings.Builder, res *probe.Result, o Options, p palette) {
 	if res.Count != 1 {
 		per = "messages"
 	}
-	fmt.Fprintf(b, "stream %s (%s, %s, R%d)  consumer %s (%s)  subject %s  %s %s per mode, ack wait %s\n\n",
+	fmt.Fprintf(b, "stream %s (%s, %s, R%d)  consumer %s (%s)  subject %s  %s %s per mode, ack wait %s\n",
 		p.bold.Sprint(res.Stream), origin(res.Created.Stream), res.Storage, res.Replicas,
 		p.bold.Sprint(res.Consumer), origin(res.Created.Consumer), res.Subject,
 		num(res.Count), per, res.AckWait)
+	if res.ServerSampling != "" && !strings.HasPrefix(res.ServerSampling, "on") {
+		fmt.Fprintf(b, "%s\n", p.warn.Sprintf("server ack metrics %s", res.ServerSampling))
+	}
+	b.WriteString("\n")
 }
 
 // stepsTable shows every consumer snapshot with its change from the one
@@ -161,6 +165,26 @@ func figuresTable(res *probe.Result, p palette) string {
 		row("ack call max", func(m probe.ModeResult) string { return us(m.AckLatencyUS.Max) })
 		row("acks per second", func(m probe.ModeResult) string { return rate(m.AcksPerSec) })
 	}
+	if hasServerView(res) {
+		sv := func(f func(v *probe.ServerView) string) func(m probe.ModeResult) string {
+			return func(m probe.ModeResult) string {
+				if m.Server == nil || m.Server.Events == 0 {
+					return p.dim.Sprint("-")
+				}
+				return f(m.Server)
+			}
+		}
+		if res.Count == 1 {
+			row("server: delivery → ack applied", sv(func(v *probe.ServerView) string { return us(v.AckTimeUS.Max) }))
+			row("ack legs (client ↔ server)", sv(func(v *probe.ServerView) string { return us(v.TransitUS.Max) }))
+		} else {
+			row("server: delivery → ack p50", sv(func(v *probe.ServerView) string { return us(v.AckTimeUS.P50) }))
+			row("server: delivery → ack p99", sv(func(v *probe.ServerView) string { return us(v.AckTimeUS.P99) }))
+			row("ack legs p50", sv(func(v *probe.ServerView) string { return us(v.TransitUS.P50) }))
+			row("ack legs p99", sv(func(v *probe.ServerView) string { return us(v.TransitUS.P99) }))
+			row("server ack events", sv(func(v *probe.ServerView) string { return num(v.Events) }))
+		}
+	}
 	row("stale read-backs", func(m probe.ModeResult) string {
 		v := m.Visibility
 		s := fmt.Sprintf("%s of %s", num(v.StaleReads), num(v.ReadBacks))
@@ -201,6 +225,15 @@ func figuresTable(res *probe.Result, p palette) string {
 		return s
 	})
 	return t.Render() + "\n"
+}
+
+func hasServerView(res *probe.Result) bool {
+	for _, m := range res.Modes {
+		if m.Server != nil && m.Server.Events > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // histograms draws each mode's ack-call latency distribution.

@@ -1,0 +1,167 @@
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ackMetricPrefix is where the server publishes sampled ack metrics
+// (io.nats.jetstream.metric.v1.consumer_ack) of a consumer with
+// sample_freq set: $JS.EVENT.METRIC.CONSUMER.ACK.<stream>.<consumer>.
+const ackMetricPrefix = "$JS.EVENT.METRIC.CONSUMER.ACK."
+
+// ackMetric is the part of the server's consumer_ack event ackprobe uses.
+type ackMetric struct {
+	StreamSeq uint64 `json:"stream_seq"`
+	AckTime   int64  `json:"ack_time"` // ns from delivery to the ack applied
+}
+
+// holdRing remembers, for recent stream sequences, how long the client held
+// a message between receiving it and calling ack. Its size is fixed, so
+// memory does not grow with the count.
+type holdRing struct {
+	seq  []uint64
+	hold []time.Duration
+}
+
+const holdRingSize = 1 << 16
+
+func newHoldRing() *holdRing {
+	return &holdRing{seq: make([]uint64, holdRingSize), hold: make([]time.Duration, holdRingSize)}
+}
+
+// sampler collects the server's own ack metrics for the probe's consumer and
+// sets them beside the client's figures: ack_time is delivery → ack applied
+// on the server; subtracting the client's hold time leaves the time the
+// message and its ack spent between the two (the delivery and ack legs).
+type sampler struct {
+	sub  *nats.Subscription
+	p    *prober
+	mu   sync.Mutex
+	ring *holdRing
+	// per mode
+	ackTime []*recorder
+	transit []*recorder
+	events  []int64
+	bad     int64
+}
+
+// startSampler subscribes to the consumer's ack metrics. It returns nil and
+// a reason when the server's view is not available.
+func (p *prober) startSampler(ctx context.Context) (*sampler, string) {
+	if p.cfg.ServerSample == "" {
+		return nil, "off (--server-sample 0)"
+	}
+	if got := p.cons.CachedInfo().Config.SampleFrequency; got == "" {
+		return nil, fmt.Sprintf("unavailable: consumer %q has no sample_freq (it was created without it)", p.res.Consumer)
+	}
+	s := &sampler{p: p, ring: newHoldRing()}
+	for range p.cfg.Modes {
+		s.ackTime = append(s.ackTime, newRecorder())
+		s.transit = append(s.transit, newRecorder())
+		s.events = append(s.events, 0)
+	}
+	subject := ackMetricPrefix + p.res.Stream + "." + p.res.Consumer
+	before := p.nc.LastError()
+	sub, err := p.nc.Subscribe(subject, s.handle)
+	if err != nil {
+		return nil, fmt.Sprintf("unavailable: subscribe to %s: %v", subject, err)
+	}
+	// A denied subscription is reported asynchronously; a flush makes sure
+	// the server has seen the SUB before we look.
+	if err := p.nc.FlushWithContext(ctxTimeout(ctx, p.cfg.Timeout)); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Sprintf("unavailable: %v", err)
+	}
+	if last := p.nc.LastError(); last != nil && last != before && errors.Is(last, nats.ErrPermissionViolation) &&
+		strings.Contains(strings.ToLower(last.Error()), strings.ToLower(subject)) {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Sprintf("unavailable: this account may not subscribe to %s (permissions)", subject)
+	}
+	s.sub = sub
+	return s, "on, sample_freq " + p.cfg.ServerSample
+}
+
+func ctxTimeout(ctx context.Context, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(ctx, d)
+	context.AfterFunc(c, cancel)
+	return c
+}
+
+// held records the client's hold time of a message about to be acked.
+func (s *sampler) held(seq uint64, hold time.Duration) {
+	if s == nil {
+		return
+	}
+	i := seq % holdRingSize
+	s.mu.Lock()
+	s.ring.seq[i], s.ring.hold[i] = seq, hold
+	s.mu.Unlock()
+}
+
+func (s *sampler) handle(m *nats.Msg) {
+	var e ackMetric
+	if err := json.Unmarshal(m.Data, &e); err != nil || e.StreamSeq == 0 {
+		s.mu.Lock()
+		s.bad++
+		s.mu.Unlock()
+		return
+	}
+	mode := s.p.owner(e.StreamSeq)
+	if mode < 0 {
+		return
+	}
+	ackTime := time.Duration(e.AckTime)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events[mode]++
+	s.ackTime[mode].record(ackTime)
+	if i := e.StreamSeq % holdRingSize; s.ring.seq[i] == e.StreamSeq {
+		s.transit[mode].record(max(0, ackTime-s.ring.hold[i]))
+	}
+}
+
+// wait gives the events of mode idx time to arrive: until want of them
+// came, or nothing arrived for a while.
+func (s *sampler) wait(ctx context.Context, idx int, want int64) {
+	if s == nil {
+		return
+	}
+	const quiet = 250 * time.Millisecond
+	last, lastChange := int64(-1), time.Now()
+	for {
+		s.mu.Lock()
+		n := s.events[idx]
+		s.mu.Unlock()
+		if n >= want || time.Since(lastChange) > quiet || ctx.Err() != nil {
+			return
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// view returns the server's figures for mode idx.
+func (s *sampler) view(idx int) *ServerView {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &ServerView{Events: s.events[idx], AckTimeUS: s.ackTime[idx].summary(), TransitUS: s.transit[idx].summary()}
+}
+
+func (s *sampler) stop() {
+	if s != nil && s.sub != nil {
+		_ = s.sub.Unsubscribe()
+	}
+}
