@@ -27,6 +27,7 @@ type probeOptions struct {
 	keep          bool
 	maxAckLatency time.Duration
 	minRate       float64
+	serverSample  string
 }
 
 func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
@@ -43,6 +44,7 @@ func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
 	f.BoolVar(&o.keep, "keep", false, "keep the stream and consumer the probe created, for the next run to reuse")
 	f.DurationVar(&o.maxAckLatency, "max-ack-latency", 0, "check: fail (exit 1) when the p99 of confirmed acks is above this")
 	f.Float64Var(&o.minRate, "min-rate", 0, "check: fail (exit 1) when confirmed acks per second are below this")
+	f.StringVar(&o.serverSample, "server-sample", d.ServerSample, "share of acks the server reports in ack metric events (sample_freq): auto (all up to 1,000, then about 1,000 per mode), off, or 1%-100%")
 }
 
 // config turns the flags into a validated probe configuration.
@@ -66,6 +68,7 @@ func (o *probeOptions) config(g *globalOptions, modes ...probe.Mode) (probe.Conf
 	cfg.Concurrency = o.concurrency
 	cfg.Retries = o.retries
 	cfg.Keep = o.keep
+	cfg.ServerSample = o.serverSample
 	cfg.Timeout = g.conn.Timeout
 	cfg.Thresholds = probe.Thresholds{MaxAckLatency: o.maxAckLatency, MinRate: o.minRate}
 	if err := cfg.Validate(); err != nil {
@@ -88,7 +91,10 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 		return err
 	}
 	defer conn.Close()
+	update, done := progress(s, r.cfg.Count*len(r.cfg.Modes))
+	r.cfg.Progress = update
 	res, err := probe.Run(ctx, conn.NC, conn.JS, r.cfg)
+	done()
 	if res != nil {
 		res.Server.Embedded = conn.Embedded != nil
 		res.Server.Domain = r.g.conn.JSDomain

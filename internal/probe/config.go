@@ -3,6 +3,7 @@ package probe
 import (
 	"crypto/rand"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,8 +53,8 @@ type Config struct {
 	Retries int
 	// AckTimeout bounds one confirmed ack attempt; zero means Timeout.
 	AckTimeout time.Duration
-	// ServerSample is the sample_freq of a consumer ackprobe creates
-	// ("100%"); empty turns the server's ack metrics off.
+	// ServerSample is the sample_freq of a consumer ackprobe creates:
+	// "auto", a percentage such as "100%", or empty for none.
 	ServerSample string
 	// Thresholds turn the measurements into checks.
 	Thresholds Thresholds
@@ -79,7 +80,7 @@ func DefaultConfig(modes ...Mode) Config {
 		Retries:     3,
 		Timeout:     5 * time.Second,
 
-		ServerSample: "100%",
+		ServerSample: "auto",
 	}
 }
 
@@ -128,6 +129,9 @@ func (c *Config) Validate() error {
 	if err := ValidateName("consumer", c.Consumer); err != nil {
 		return err
 	}
+	if _, err := ParseSample(c.ServerSample); err != nil {
+		return err
+	}
 	if c.Subject != "" && !server.IsValidPublishSubject(c.Subject) {
 		return usage("--subject %q is not a valid subject to publish to (no wildcards, spaces or empty tokens)", c.Subject)
 	}
@@ -171,4 +175,36 @@ func (e *UsageError) Error() string { return e.Msg }
 
 func usage(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// ParseSample checks a --server-sample value: "auto", "off", "0" or a
+// percentage from 1 to 100 with or without "%". It returns the normal form
+// ("auto", "N%", or "" for off).
+func ParseSample(v string) (string, error) {
+	v = strings.TrimSpace(strings.ToLower(v))
+	switch v {
+	case "auto":
+		return v, nil
+	case "", "off", "0", "0%":
+		return "", nil
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
+	if err != nil || n < 1 || n > 100 {
+		return "", usage("--server-sample %q: use auto, off or a percentage from 1%% to 100%%", v)
+	}
+	return fmt.Sprintf("%d%%", n), nil
+}
+
+// samplePercent resolves the sample frequency for count messages per mode:
+// "auto" samples every ack up to 1,000 and about 1,000 acks per mode
+// beyond, so the server's extra work stays small at any count.
+func samplePercent(sample string, count int) string {
+	sample, _ = ParseSample(sample)
+	if sample != "auto" {
+		return sample
+	}
+	if count <= 1000 {
+		return "100%"
+	}
+	return fmt.Sprintf("%d%%", max(1, 100*1000/count))
 }

@@ -63,7 +63,7 @@ func (p *prober) runMode(ctx context.Context, idx int) (ModeResult, error) {
 	err := m.run(ctx)
 	m.inflight.Wait()
 	if err == nil {
-		want := int64(math.MaxInt64)
+		want := int64(math.MaxInt64) // a sample: wait until they stop coming
 		if p.cfg.ServerSample == "100%" {
 			want = int64(m.acks)
 		}
@@ -170,18 +170,26 @@ func (m *modeRun) handle(ctx context.Context, d delivery) {
 		m.count(0, err)
 		return
 	}
+	confirm := func() {
+		t := time.Now()
+		m.p.sampler.held(md.Sequence.Stream, t.Sub(d.at))
+		retries, err := m.p.confirm(ctx, msg)
+		took := time.Since(t)
+		m.mu.Lock()
+		m.lat.record(took)
+		m.mu.Unlock()
+		m.count(retries, err)
+	}
+	if cap(m.slots) == 1 {
+		// One at a time: no goroutine hand-off per ack.
+		confirm()
+		return
+	}
 	m.slots <- struct{}{}
 	m.inflight.Add(1)
 	go func() {
 		defer func() { <-m.slots; m.inflight.Done() }()
-		t := time.Now()
-		m.p.sampler.held(md.Sequence.Stream, t.Sub(d.at))
-		retries, err := m.p.confirm(ctx, msg)
-		d := time.Since(t)
-		m.mu.Lock()
-		m.lat.record(d)
-		m.mu.Unlock()
-		m.count(retries, err)
+		confirm()
 	}()
 }
 

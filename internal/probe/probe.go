@@ -47,6 +47,7 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = cfg.Timeout
 	}
+	cfg.ServerSample = samplePercent(cfg.ServerSample, cfg.Count)
 	started := time.Now()
 	res = &Result{
 		Server:   serverInfo(nc),
