@@ -340,3 +340,55 @@ func TestCheckFailure(t *testing.T) {
 		t.Errorf("stream after failed check: %v", err)
 	}
 }
+
+// TestDropAcksCommand runs compare with injected ack loss end to end and
+// checks the story in the JSON document against the proxy's counts.
+func TestDropAcksCommand(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	r := ackprobe(t, nil, "compare", "--json", "-s", s.ClientURL(), "-n", "60", "--drop-acks", "0.25", "--ack-wait", "500ms")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s\n%s", r.code, r.stderr, r.stdout)
+	}
+	res := decode(t, r.stdout)
+	if res.Faults == nil || res.Faults.DropRate != 0.25 || res.Faults.AcksDropped == 0 {
+		t.Fatalf("faults %+v", res.Faults)
+	}
+	var lost int64
+	for _, m := range res.Modes {
+		lost += *m.AcksLost
+	}
+	if lost != res.Faults.AcksDropped+res.Faults.AcksCut {
+		t.Errorf("modes lost %d acks, the proxy dropped %d", lost, res.Faults.AcksDropped)
+	}
+	std, conf := res.Mode(probe.Standard), res.Mode(probe.Confirmed)
+	if std.RedeliveredAfterAck == 0 || std.AckedOnce+std.RedeliveredMessages != 60 {
+		t.Errorf("standard: %+v", std)
+	}
+	if conf.Redelivered != 0 || conf.Retries == 0 || conf.AckedOnce != 60 {
+		t.Errorf("confirmed: redelivered %d retries %d acked once %d", conf.Redelivered, conf.Retries, conf.AckedOnce)
+	}
+	if res.Server.URL != s.ClientURL() {
+		t.Errorf("server url %q: the report should name the server, not the proxy", res.Server.URL)
+	}
+}
+
+func TestFaultFlagsRefused(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"compare", "--drop-acks", "1.5"}, "--drop-acks must be between 0 and 1"},
+		{[]string{"compare", "--drop-acks", "-0.1"}, "--drop-acks must be between 0 and 1"},
+		{[]string{"compare", "--cut-after", "-2"}, "--cut-after must not be negative"},
+		{[]string{"compare", "--drop-acks", "0.2", "-s", "tls://127.0.0.1:4222"}, "need a plain (non-TLS) connection"},
+		{[]string{"compare", "--cut-after", "3", "-s", "127.0.0.1:4222", "--tlsca", "ca.pem"}, "need a plain (non-TLS) connection"},
+	}
+	for _, c := range cases {
+		r := ackprobe(t, nil, c.args...)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "ackprobe: ") || !strings.Contains(r.stderr, c.msg) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, r.code, r.stderr, c.msg)
+		}
+	}
+}

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/ackprobe/ackprobe/internal/connect"
+	"github.com/ackprobe/ackprobe/internal/faults"
 	"github.com/ackprobe/ackprobe/internal/probe"
 	"github.com/ackprobe/ackprobe/internal/report"
 )
@@ -28,7 +30,16 @@ type probeOptions struct {
 	maxAckLatency time.Duration
 	minRate       float64
 	serverSample  string
+	dropAcks      float64
+	cutAfter      int
+	ackTimeout    time.Duration
 }
+
+// Defaults that make a fault-injection run show its story within seconds.
+const (
+	faultAckWait = 2 * time.Second
+	faultRetries = 10
+)
 
 func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
 	d := probe.DefaultConfig()
@@ -44,11 +55,14 @@ func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
 	f.BoolVar(&o.keep, "keep", false, "keep the stream and consumer the probe created, for the next run to reuse")
 	f.DurationVar(&o.maxAckLatency, "max-ack-latency", 0, "check: fail (exit 1) when the p99 of confirmed acks is above this")
 	f.Float64Var(&o.minRate, "min-rate", 0, "check: fail (exit 1) when confirmed acks per second are below this")
+	f.Float64Var(&o.dropAcks, "drop-acks", 0, "fault injection: drop this share (0 to 1) of the ack frames ackprobe sends, through a proxy in front of the server")
+	f.IntVar(&o.cutAfter, "cut-after", 0, "fault injection: sever the connection right after the Nth ack frame, then let the client reconnect")
+	f.DurationVar(&o.ackTimeout, "ack-timeout", 0, "time limit of one confirmed-ack attempt (default: --timeout; with fault injection a tenth of --ack-wait)")
 	f.StringVar(&o.serverSample, "server-sample", d.ServerSample, "share of acks the server reports in ack metric events (sample_freq): auto (all up to 1,000, then about 1,000 per mode), off, or 1%-100%")
 }
 
 // config turns the flags into a validated probe configuration.
-func (o *probeOptions) config(g *globalOptions, modes ...probe.Mode) (probe.Config, error) {
+func (o *probeOptions) config(g *globalOptions, f *pflag.FlagSet, modes ...probe.Mode) (probe.Config, error) {
 	storage, err := probe.ParseStorage(o.storage)
 	if err != nil {
 		return probe.Config{}, usageErr(err.Error())
@@ -71,6 +85,10 @@ func (o *probeOptions) config(g *globalOptions, modes ...probe.Mode) (probe.Conf
 	cfg.ServerSample = o.serverSample
 	cfg.Timeout = g.conn.Timeout
 	cfg.Thresholds = probe.Thresholds{MaxAckLatency: o.maxAckLatency, MinRate: o.minRate}
+	cfg.AckTimeout = o.ackTimeout
+	if err := o.faultDefaults(&cfg, f); err != nil {
+		return probe.Config{}, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return probe.Config{}, err
 	}
@@ -79,18 +97,27 @@ func (o *probeOptions) config(g *globalOptions, modes ...probe.Mode) (probe.Conf
 
 // probeRun is a parsed compare or ack invocation.
 type probeRun struct {
-	name string
-	g    *globalOptions
-	cfg  probe.Config
+	name   string
+	g      *globalOptions
+	cfg    probe.Config
+	faults *faults.Config
 }
 
 // runProbe connects, probes, renders and maps the outcome to an error.
 func runProbe(ctx context.Context, r *probeRun, s streams) error {
-	conn, err := connect.Connect(ctx, withNotice(r.g.conn, s))
+	opts := withNotice(r.g.conn, s)
+	opts.Faults = r.faults
+	conn, err := connect.Connect(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if conn.Proxy != nil {
+		r.cfg.AckFrames = func() (int64, int64) {
+			st := conn.Proxy.Stats()
+			return st.AckFrames, st.AcksDropped + st.AcksCut
+		}
+	}
 	update, done := progress(s, r.cfg.Count*len(r.cfg.Modes))
 	r.cfg.Progress = update
 	res, err := probe.Run(ctx, conn.NC, conn.JS, r.cfg)
@@ -98,6 +125,12 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 	if res != nil {
 		res.Server.Embedded = conn.Embedded != nil
 		res.Server.Domain = r.g.conn.JSDomain
+		if conn.Proxy != nil {
+			st := conn.Proxy.Stats()
+			res.Server.URL = connect.Redact(conn.URL)
+			res.Faults = &probe.Faults{DropRate: r.faults.DropRate, CutAfter: r.faults.CutAfter,
+				AckFrames: st.AckFrames, AcksDropped: st.AcksDropped, AcksCut: st.AcksCut, Cuts: st.Cuts, Connections: st.Connections}
+		}
 		for _, f := range res.CleanupFailures {
 			fmt.Fprintf(s.stderr, "ackprobe: could not clean up %s\n", f)
 		}
@@ -137,11 +170,11 @@ func newProbeCmd(use, short, long string, g *globalOptions, s streams, modes fun
 			if err != nil {
 				return err
 			}
-			cfg, err := o.config(g, ms...)
+			cfg, err := o.config(g, cmd.Flags(), ms...)
 			if err != nil {
 				return err
 			}
-			r := &probeRun{name: cmd.Name(), g: g, cfg: cfg}
+			r := &probeRun{name: cmd.Name(), g: g, cfg: cfg, faults: o.faults()}
 			if runF != nil {
 				return runF(r)
 			}
@@ -153,4 +186,40 @@ func newProbeCmd(use, short, long string, g *globalOptions, s streams, modes fun
 		extra(cmd.Flags())
 	}
 	return cmd
+}
+
+// faults returns the fault proxy's configuration, or nil for none.
+func (o *probeOptions) faults() *faults.Config {
+	if o.dropAcks == 0 && o.cutAfter == 0 {
+		return nil
+	}
+	return &faults.Config{DropRate: o.dropAcks, CutAfter: o.cutAfter}
+}
+
+// faultDefaults checks the fault flags and, when faults are on, shortens
+// what the user did not set so lost acks come back within seconds.
+func (o *probeOptions) faultDefaults(cfg *probe.Config, f *pflag.FlagSet) error {
+	if o.dropAcks < 0 || o.dropAcks > 1 || math.IsNaN(o.dropAcks) {
+		return usageErr(fmt.Sprintf("--drop-acks must be between 0 and 1, got %g", o.dropAcks))
+	}
+	if o.cutAfter < 0 {
+		return usageErr(fmt.Sprintf("--cut-after must not be negative, got %d", o.cutAfter))
+	}
+	if o.ackTimeout < 0 {
+		return usageErr(fmt.Sprintf("--ack-timeout must not be negative, got %s", o.ackTimeout))
+	}
+	if o.faults() == nil {
+		return nil
+	}
+	cfg.CollectRedeliveries = true
+	if !f.Changed("ack-wait") {
+		cfg.AckWait = faultAckWait
+	}
+	if !f.Changed("retries") {
+		cfg.Retries = faultRetries
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = min(cfg.Timeout, max(cfg.AckWait/10, 50*time.Millisecond))
+	}
+	return nil
 }

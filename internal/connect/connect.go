@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ackprobe/ackprobe/internal/embedded"
+	"github.com/ackprobe/ackprobe/internal/faults"
 )
 
 // Options are the connection flags, named as the nats CLI names them.
@@ -36,6 +37,9 @@ type Options struct {
 	// Notice receives the one-line notice about an embedded server; nil
 	// discards it.
 	Notice io.Writer
+	// Faults, when set, puts an ack-dropping proxy between ackprobe and the
+	// (first) server.
+	Faults *faults.Config
 }
 
 // Conn is an open connection with its JetStream handle and, when ackprobe
@@ -45,6 +49,8 @@ type Conn struct {
 	JS       jetstream.JetStream
 	Embedded *embedded.Server
 	URL      string
+	// Proxy is the fault proxy in the path, when Options.Faults was set.
+	Proxy *faults.Proxy
 
 	mu      sync.Mutex
 	lastErr error
@@ -66,6 +72,9 @@ func (c *Conn) Close() error {
 	}
 	if c.NC != nil {
 		c.NC.Close()
+	}
+	if c.Proxy != nil {
+		_ = c.Proxy.Close()
 	}
 	return c.Embedded.Close()
 }
@@ -100,6 +109,15 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	if err != nil {
 		c.Close()
 		return nil, err
+	}
+	if o.Faults != nil {
+		proxied, extra, err := throughProxy(c, o, url)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		url = proxied
+		opts = append(opts, extra...)
 	}
 	type dialed struct {
 		nc  *nats.Conn

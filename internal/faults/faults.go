@@ -37,6 +37,9 @@ const (
 	// after it half-closed the upstream side, waiting for the server to
 	// close its side in turn.
 	drainTimeout = 2 * time.Second
+	// cutCountTimeout is how long the proxy keeps reading a cut client, to
+	// count the ack frames it had sent but that never reach the server.
+	cutCountTimeout = 50 * time.Millisecond
 )
 
 // Config says where the proxy forwards to and which faults it injects.
@@ -66,6 +69,9 @@ type Stats struct {
 	AckFrames int64
 	// AcksDropped is the number of ack frames dropped.
 	AcksDropped int64
+	// AcksCut is the number of ack frames the client sent on a cut
+	// connection after the cut: they never reach the server.
+	AcksCut int64
 	// AcksForwarded is the number of ack frames passed on upstream.
 	AcksForwarded int64
 	// Cuts is the number of connections severed because of CutAfter.
@@ -89,6 +95,7 @@ type Proxy struct {
 
 	ackFrames     atomic.Int64
 	acksDropped   atomic.Int64
+	acksCut       atomic.Int64
 	acksForwarded atomic.Int64
 	cuts          atomic.Int64
 	connections   atomic.Int64
@@ -146,6 +153,7 @@ func (p *Proxy) Stats() Stats {
 	return Stats{
 		AckFrames:     p.ackFrames.Load(),
 		AcksDropped:   p.acksDropped.Load(),
+		AcksCut:       p.acksCut.Load(),
 		AcksForwarded: p.acksForwarded.Load(),
 		Cuts:          p.cuts.Load(),
 		Connections:   p.connections.Load(),
@@ -251,6 +259,18 @@ func (p *Proxy) serve(client net.Conn) {
 	fw := forwarderPool.Get().(*forwarder)
 	fw.reset(upstream, client, p.onAck)
 	err = fw.run()
+	if errors.Is(err, errCut) {
+		// Whatever the client had sent past the cut frame is lost: count
+		// its ack frames, forwarding nothing.
+		_ = client.SetReadDeadline(time.Now().Add(cutCountTimeout))
+		fw.w.Reset(io.Discard)
+		fw.onAck = func(pubLine) ackAction {
+			p.ackFrames.Add(1)
+			p.acksCut.Add(1)
+			return ackDrop
+		}
+		_ = fw.run()
+	}
 	fw.release()
 	forwarderPool.Put(fw)
 

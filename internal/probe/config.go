@@ -64,6 +64,13 @@ type Config struct {
 	Timeout time.Duration
 	// ID names the run; empty means a random one.
 	ID string
+	// CollectRedeliveries makes each mode, after acking, fetch until the
+	// server holds none of its messages ack-pending, acking redeliveries
+	// the same way; lost acks then show as redeliveries after AckWait.
+	CollectRedeliveries bool
+	// AckFrames, when set, returns how many ack frames have been sent and
+	// how many were lost on the way so far (the fault proxy's counts).
+	AckFrames func() (sent, lost int64)
 	// Progress, when set, is told how many acks of how many are done.
 	Progress func(done, total int)
 }

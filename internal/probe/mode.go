@@ -30,6 +30,7 @@ type modeRun struct {
 	acks     int
 	errors   int
 	retries  int
+	timeouts int
 	lastErr  error
 	inflight sync.WaitGroup
 	slots    chan struct{}
@@ -60,8 +61,20 @@ func (p *prober) runMode(ctx context.Context, idx int) (ModeResult, error) {
 	m.slots = make(chan struct{}, conc)
 	m.sampleGap = max(1, p.cfg.Count/readBackTarget)
 	m.nextSample = m.sampleGap
+	var sent0, lost0 int64
+	if p.cfg.AckFrames != nil {
+		sent0, lost0 = p.cfg.AckFrames()
+	}
 	err := m.run(ctx)
 	m.inflight.Wait()
+	if err == nil && p.cfg.CollectRedeliveries {
+		err = m.collect(ctx)
+	}
+	if p.cfg.AckFrames != nil {
+		sent, lost := p.cfg.AckFrames()
+		sent, lost = sent-sent0, lost-lost0
+		m.res.AckFrames, m.res.AcksLost = &sent, &lost
+	}
 	if err == nil {
 		want := int64(math.MaxInt64) // a sample: wait until they stop coming
 		if p.cfg.ServerSample == "100%" {
@@ -123,7 +136,10 @@ func (m *modeRun) run(ctx context.Context) error {
 			m.handle(ctx, d)
 			handled++
 			last := received >= count && i == len(batch)-1
-			if handled >= m.nextSample || last {
+			// With faults, acks go out in bursts as an application's
+			// would; only the final read-back is taken.
+			sample := handled >= m.nextSample && !m.p.cfg.CollectRedeliveries
+			if sample || last {
 				m.nextSample += m.sampleGap
 				t := time.Now()
 				if err := m.readBack(ctx, len(batch)-1-i, last); err != nil {
@@ -152,8 +168,11 @@ func (m *modeRun) handle(ctx context.Context, d delivery) {
 		return
 	}
 	owner := m.p.owner(md.Sequence.Stream)
-	if md.NumDelivered > 1 && owner >= 0 {
-		m.p.redelivered(owner, m)
+	if owner >= 0 {
+		seenBefore := m.p.ranges[owner].markSeen(md.Sequence.Stream)
+		if md.NumDelivered > 1 {
+			m.p.redelivered(owner, m, md.NumDelivered == 2, seenBefore)
+		}
 	}
 	m.lastDseq = max(m.lastDseq, md.Sequence.Consumer)
 	if owner != m.idx || md.NumDelivered > 1 {
@@ -173,10 +192,11 @@ func (m *modeRun) handle(ctx context.Context, d delivery) {
 	confirm := func() {
 		t := time.Now()
 		m.p.sampler.held(md.Sequence.Stream, t.Sub(d.at))
-		retries, err := m.p.confirm(ctx, msg)
+		retries, timeouts, err := m.p.confirm(ctx, msg)
 		took := time.Since(t)
 		m.mu.Lock()
 		m.lat.record(took)
+		m.timeouts += timeouts
 		m.mu.Unlock()
 		m.count(retries, err)
 	}
@@ -197,7 +217,11 @@ func (m *modeRun) ackOnce(ctx context.Context, msg jetstream.Msg) error {
 	if m.mode == Standard {
 		return msg.Ack()
 	}
-	_, err := m.p.confirm(ctx, msg)
+	retries, timeouts, err := m.p.confirm(ctx, msg)
+	m.mu.Lock()
+	m.retries += retries
+	m.timeouts += timeouts
+	m.mu.Unlock()
 	return err
 }
 
@@ -223,21 +247,24 @@ func (m *modeRun) fail(err error) {
 // confirm sends a confirmed ack, retrying a bounded number of times. A
 // DoubleAck that failed leaves the message unacked on the client, so the
 // same message can be acked again; the server answers a repeated ack too.
-func (p *prober) confirm(ctx context.Context, msg jetstream.Msg) (retries int, err error) {
+func (p *prober) confirm(ctx context.Context, msg jetstream.Msg) (retries, timeouts int, err error) {
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.cfg.AckTimeout)
 		err = msg.DoubleAck(actx)
 		cancel()
 		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			return attempt, nil
+			return attempt, timeouts, nil
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			timeouts++
 		}
 		if attempt >= p.cfg.Retries || ctx.Err() != nil || !retryable(err) {
-			return attempt, err
+			return attempt, timeouts, err
 		}
 		select {
 		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
 		case <-ctx.Done():
-			return attempt, err
+			return attempt, timeouts, err
 		}
 	}
 }
@@ -280,7 +307,7 @@ func (m *modeRun) readBack(ctx context.Context, inHand int, last bool) error {
 		return nil
 	}
 	m.res.Visibility.StaleReads++
-	deadline := ackedAt.Add(m.p.cfg.Timeout)
+	deadline := ackedAt.Add(m.p.visibilityWait())
 	for time.Now().Before(deadline) {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -314,7 +341,8 @@ func (m *modeRun) progress(handled int) {
 // finish turns the counters and histograms into the mode's result.
 func (m *modeRun) finish() {
 	r := &m.res
-	r.Acks, r.Errors, r.Retries = m.acks, m.errors, m.retries
+	r.Acks, r.Errors, r.Retries, r.Timeouts = m.acks, m.errors, m.retries, m.timeouts
+	r.AckedOnce = max(0, m.acks-r.RedeliveredMessages)
 	if m.lastErr != nil {
 		r.LastError = m.lastErr.Error()
 	}
@@ -326,15 +354,77 @@ func (m *modeRun) finish() {
 	}
 }
 
-// redelivered counts a redelivery against the mode that owns the message.
-func (p *prober) redelivered(owner int, cur *modeRun) {
-	if owner == cur.idx {
-		cur.res.Redelivered++
+// redelivered counts a redelivery against the mode that owns the message;
+// first is true for a message's first redelivery.
+func (p *prober) redelivered(owner int, cur *modeRun, first, seenBefore bool) {
+	var r *ModeResult
+	switch {
+	case owner == cur.idx:
+		r = &cur.res
+	case owner < len(p.res.Modes):
+		r = &p.res.Modes[owner]
+	default:
 		return
 	}
-	if owner < len(p.res.Modes) {
-		p.res.Modes[owner].Redelivered++
+	r.Redelivered++
+	if first {
+		r.RedeliveredMessages++
+		if seenBefore {
+			r.RedeliveredAfterAck++
+		}
+		if owner != cur.idx {
+			r.AckedOnce = max(0, r.AckedOnce-1)
+		}
 	}
+}
+
+// visibilityWait bounds how long a read-back polls for an ack to show: an
+// ack that has not shown well within AckWait is lost.
+func (p *prober) visibilityWait() time.Duration {
+	return min(p.cfg.Timeout, max(p.cfg.AckWait/2, 100*time.Millisecond))
+}
+
+// collect fetches until the server holds none of this mode's messages
+// ack-pending, acking each redelivery as the mode acks; lost acks come
+// back as redeliveries after AckWait. It gives up after a bounded number
+// of AckWait periods.
+func (m *modeRun) collect(ctx context.Context) error {
+	wait := m.p.cfg.AckWait + m.p.cfg.Timeout
+	deadline := time.Now().Add(8*m.p.cfg.AckWait + 2*m.p.cfg.Timeout)
+	for time.Now().Before(deadline) {
+		ci, err := m.p.info(ctx)
+		if err != nil {
+			return err
+		}
+		if ci.NumAckPending <= m.baseline {
+			m.res.Steps = append(m.res.Steps, stepOf("collected", ci, time.Since(m.t0)))
+			return nil
+		}
+		// Wait for the first redelivery, then take what else is ready.
+		first := (&fetcher{cons: m.p.cons, timeout: wait}).fetchOnce(ctx, 1)
+		if first.err != nil && !errors.Is(first.err, context.DeadlineExceeded) && !transient(first.err) {
+			return fmt.Errorf("%s run: collect redeliveries: %w", m.mode, first.err)
+		}
+		batch := first.msgs
+		if len(batch) > 0 && ci.NumAckPending > 1 {
+			if rest, err := m.p.cons.FetchNoWait(min(ci.NumAckPending-1, batchMax)); err == nil {
+				for msg := range rest.Messages() {
+					batch = append(batch, delivery{msg: msg, at: time.Now()})
+				}
+			}
+		}
+		for _, d := range batch {
+			m.handle(ctx, d)
+		}
+		m.inflight.Wait()
+	}
+	ci, err := m.p.info(ctx)
+	if err != nil {
+		return err
+	}
+	m.res.Steps = append(m.res.Steps, stepOf("collected", ci, time.Since(m.t0)))
+	m.p.note("%s: %d message(s) still ack-pending after collecting redeliveries for %s", m.mode, ci.NumAckPending, time.Since(m.t0).Round(time.Millisecond))
+	return nil
 }
 
 // fetcher keeps at most one pull request in flight, so the next batch is

@@ -30,9 +30,27 @@ type prober struct {
 	sampler *sampler
 }
 
-type seqRange struct{ first, last uint64 }
+type seqRange struct {
+	first, last uint64
+	// seen has a bit per sequence in the range, set once the client
+	// received the message; a bitmap keeps memory at a bit per message.
+	seen []uint64
+}
 
-func (r seqRange) contains(seq uint64) bool { return seq >= r.first && seq <= r.last }
+func (r *seqRange) contains(seq uint64) bool { return seq >= r.first && seq <= r.last }
+
+// markSeen records that seq was received and reports whether it had been
+// received before.
+func (r *seqRange) markSeen(seq uint64) (before bool) {
+	if r.seen == nil {
+		r.seen = make([]uint64, (r.last-r.first)/64+1)
+	}
+	i := seq - r.first
+	w, b := i/64, uint64(1)<<(i%64)
+	before = r.seen[w]&b != 0
+	r.seen[w] |= b
+	return before
+}
 
 // Run probes JetStream as cfg says. It returns a Result whenever the probe
 // ran, with OK false when a check failed; an error means it could not run,
@@ -70,8 +88,19 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 	if err := p.setupStream(ctx); err != nil {
 		return res, err
 	}
-	if err := p.publish(ctx); err != nil {
-		return res, err
+	// Normally every mode's messages are stored up front (the classic
+	// scenario: a stream holding two messages). When redeliveries are
+	// collected, a mode's messages are stored only when it starts, so that
+	// collecting one mode's redeliveries cannot fetch the next mode's
+	// messages.
+	p.ranges = make([]seqRange, len(cfg.Modes))
+	upfront := !cfg.CollectRedeliveries
+	for i := range cfg.Modes {
+		if i == 0 || upfront {
+			if err := p.publish(ctx, i); err != nil {
+				return res, err
+			}
+		}
 	}
 	if err := p.setupConsumer(ctx); err != nil {
 		return res, err
@@ -79,6 +108,11 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 	p.sampler, res.ServerSampling = p.startSampler(ctx)
 	defer p.sampler.stop()
 	for i := range cfg.Modes {
+		if i > 0 && !upfront {
+			if err := p.publish(ctx, i); err != nil {
+				return res, err
+			}
+		}
 		mr, err := p.runMode(ctx, i)
 		res.Modes = append(res.Modes, mr)
 		if err != nil {
@@ -110,45 +144,43 @@ func (p *prober) call(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, p.cfg.Timeout)
 }
 
-// publish puts Count messages per mode on the probe subject, in mode order,
-// and remembers which stream sequences belong to which mode.
-func (p *prober) publish(ctx context.Context) error {
+// publish puts Count messages of mode i on the probe subject and remembers
+// which stream sequences belong to the mode.
+func (p *prober) publish(ctx context.Context, i int) error {
 	const window = 1000
-	p.ranges = make([]seqRange, len(p.cfg.Modes))
-	for i, mode := range p.cfg.Modes {
-		for sent := 0; sent < p.cfg.Count; {
-			n := min(window, p.cfg.Count-sent)
-			futures := make([]jetstream.PubAckFuture, 0, n)
-			for j := 0; j < n; j++ {
-				msg := &nats.Msg{
-					Subject: p.res.Subject,
-					Header:  nats.Header{headerRun: []string{p.cfg.ID}, headerMode: []string{string(mode)}},
-					Data:    fmt.Appendf(nil, "ackprobe %s %s %d", p.cfg.ID, mode, sent+j+1),
-				}
-				f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(p.res.Stream))
-				if err != nil {
-					return fmt.Errorf("publish probe message to %q: %w", p.res.Subject, err)
-				}
-				futures = append(futures, f)
+	mode := p.cfg.Modes[i]
+	r := &p.ranges[i]
+	for sent := 0; sent < p.cfg.Count; {
+		n := min(window, p.cfg.Count-sent)
+		futures := make([]jetstream.PubAckFuture, 0, n)
+		for j := 0; j < n; j++ {
+			msg := &nats.Msg{
+				Subject: p.res.Subject,
+				Header:  nats.Header{headerRun: []string{p.cfg.ID}, headerMode: []string{string(mode)}},
+				Data:    fmt.Appendf(nil, "ackprobe %s %s %d", p.cfg.ID, mode, sent+j+1),
 			}
-			for _, f := range futures {
-				select {
-				case ack := <-f.Ok():
-					r := &p.ranges[i]
-					if r.first == 0 || ack.Sequence < r.first {
-						r.first = ack.Sequence
-					}
-					r.last = max(r.last, ack.Sequence)
-				case err := <-f.Err():
-					return fmt.Errorf("publish probe message to %q: %w", p.res.Subject, err)
-				case <-time.After(p.cfg.Timeout):
-					return fmt.Errorf("publish probe message to %q: no acknowledgement from the stream within %s", p.res.Subject, p.cfg.Timeout)
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+			f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(p.res.Stream))
+			if err != nil {
+				return fmt.Errorf("publish probe message to %q: %w", p.res.Subject, err)
 			}
-			sent += n
+			futures = append(futures, f)
 		}
+		for _, f := range futures {
+			select {
+			case ack := <-f.Ok():
+				if r.first == 0 || ack.Sequence < r.first {
+					r.first = ack.Sequence
+				}
+				r.last = max(r.last, ack.Sequence)
+			case err := <-f.Err():
+				return fmt.Errorf("publish probe message to %q: %w", p.res.Subject, err)
+			case <-time.After(p.cfg.Timeout):
+				return fmt.Errorf("publish probe message to %q: no acknowledgement from the stream within %s", p.res.Subject, p.cfg.Timeout)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		sent += n
 	}
 	return nil
 }
@@ -156,8 +188,8 @@ func (p *prober) publish(ctx context.Context) error {
 // owner returns the index of the mode that published stream sequence seq,
 // or -1 for a message of an earlier run.
 func (p *prober) owner(seq uint64) int {
-	for i, r := range p.ranges {
-		if r.contains(seq) {
+	for i := range p.ranges {
+		if p.ranges[i].contains(seq) {
 			return i
 		}
 	}
@@ -165,14 +197,33 @@ func (p *prober) owner(seq uint64) int {
 }
 
 // snapshot reads the consumer's state from the server.
+// A failure that a reconnect or a new leader cures is retried.
 func (p *prober) info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
-	cctx, cancel := p.call(ctx)
-	defer cancel()
-	ci, err := p.cons.Info(cctx)
-	if err != nil {
-		return nil, fmt.Errorf("read consumer %q state: %w", p.res.Consumer, err)
+	var err error
+	for attempt := 0; attempt <= p.cfg.Retries; attempt++ {
+		cctx, cancel := p.call(ctx)
+		var ci *jetstream.ConsumerInfo
+		ci, err = p.cons.Info(cctx)
+		cancel()
+		if err == nil {
+			return ci, nil
+		}
+		if ctx.Err() != nil || !transient(err) {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
-	return ci, nil
+	return nil, fmt.Errorf("read consumer %q state: %w", p.res.Consumer, err)
+}
+
+// transient reports errors that a reconnect or a leader election cures.
+func transient(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged)
 }
 
 // check turns the measurements into problems (failed checks) and notes.
@@ -186,8 +237,11 @@ func (p *prober) check() {
 			if m.Visibility.StaleReads > 0 {
 				p.problem("%d confirmed ack(s) were still ack-pending when the consumer was read back right after DoubleAck returned", m.Visibility.StaleReads)
 			}
-			if m.Redelivered > 0 {
-				p.problem("%d message(s) of the confirmed run were redelivered", m.Redelivered)
+			if m.RedeliveredAfterAck > 0 {
+				p.problem("%d message(s) of the confirmed run were redelivered after the probe had received and acked them", m.RedeliveredAfterAck)
+			}
+			if n := m.RedeliveredMessages - m.RedeliveredAfterAck; n > 0 {
+				p.note("confirmed: %d message(s) were redelivered that the probe had never received (a delivery lost with the connection), not an ack failure", n)
 			}
 		case Standard:
 			v := m.Visibility

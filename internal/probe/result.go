@@ -18,6 +18,8 @@ type Result struct {
 	Replicas int        `json:"replicas"`
 	AckWait  Duration   `json:"ack_wait"`
 	Created  Ownership  `json:"created"`
+	// Faults describes the fault injection in the path, if any.
+	Faults *Faults `json:"faults,omitempty"`
 	// ServerSampling says whether the server's ack metrics were collected.
 	ServerSampling string       `json:"server_sampling"`
 	Modes          []ModeResult `json:"modes"`
@@ -41,6 +43,17 @@ type ServerInfo struct {
 	Domain   string `json:"domain,omitempty"`
 }
 
+// Faults is the fault proxy's configuration and its totals.
+type Faults struct {
+	DropRate    float64 `json:"drop_rate"`
+	CutAfter    int     `json:"cut_after,omitempty"`
+	AckFrames   int64   `json:"ack_frames"`
+	AcksDropped int64   `json:"acks_dropped"`
+	AcksCut     int64   `json:"acks_cut"`
+	Cuts        int64   `json:"cuts"`
+	Connections int64   `json:"connections"`
+}
+
 // Ownership says which of the stream and consumer this run created (and
 // so may delete) rather than reused.
 type Ownership struct {
@@ -61,7 +74,20 @@ type ModeResult struct {
 	// Retries counts confirmed acks sent again after a failure.
 	Retries int `json:"retries"`
 	// Redelivered counts deliveries of this mode's messages beyond the first.
-	Redelivered  int      `json:"redelivered"`
+	Redelivered int `json:"redelivered"`
+	// RedeliveredMessages counts this mode's messages delivered more than
+	// once; AckedOnce those acked and never redelivered.
+	RedeliveredMessages int `json:"redelivered_messages"`
+	// RedeliveredAfterAck counts those the client had received (and so
+	// acked, or was acking) before the redelivery.
+	RedeliveredAfterAck int `json:"redelivered_after_ack"`
+	AckedOnce           int `json:"acked_exactly_once"`
+	// Timeouts counts confirmed-ack attempts that got no reply in time.
+	Timeouts int `json:"timeouts"`
+	// AckFrames and AcksLost are the fault proxy's counts for this mode:
+	// ack frames the client sent, and those dropped or cut on the way.
+	AckFrames    *int64   `json:"ack_frames,omitempty"`
+	AcksLost     *int64   `json:"acks_lost,omitempty"`
 	AckLatencyUS Latency  `json:"ack_latency_us"`
 	AcksPerSec   float64  `json:"acks_per_sec"`
 	Elapsed      Duration `json:"elapsed"`

@@ -28,6 +28,9 @@ func Probe(w io.Writer, res *probe.Result, o Options) error {
 	b.WriteString("\n")
 	b.WriteString(figuresTable(res, p))
 	b.WriteString("\n")
+	if res.Faults != nil {
+		faultsSection(&b, res, p)
+	}
 	if res.Count > 1 {
 		histograms(&b, res, p)
 	}
@@ -311,6 +314,8 @@ func modeVerdict(m probe.ModeResult, count int) string {
 	}
 	s := fmt.Sprintf("%s: %s acks at %s, p99 %s;", modeLabel(m.Mode), num(m.Acks), rate(m.AcksPerSec), us(m.AckLatencyUS.P99))
 	switch {
+	case v.NotVisible > 0:
+		s += fmt.Sprintf(" %s of %s immediate read-backs still showed the ack pending, and %s never showed it (the ack was lost)", num(v.StaleReads), num(v.ReadBacks), num(v.NotVisible))
 	case v.StaleReads > 0:
 		s += fmt.Sprintf(" %s of %s immediate read-backs still showed the ack pending (visible after p50 %s)", num(v.StaleReads), num(v.ReadBacks), us(v.LagUS.P50))
 	default:

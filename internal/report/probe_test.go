@@ -93,6 +93,19 @@ func scaled() *probe.Result {
 	return r
 }
 
+// faulty is a hand-built result of a run with ack loss.
+func faulty() *probe.Result {
+	r := classic()
+	r.Count = 100
+	i64 := func(v int64) *int64 { return &v }
+	r.Faults = &probe.Faults{DropRate: 0.2, AckFrames: 250, AcksDropped: 48, Connections: 1}
+	r.Modes[0].AckFrames, r.Modes[0].AcksLost = i64(124), i64(24)
+	r.Modes[0].Redelivered, r.Modes[0].RedeliveredMessages, r.Modes[0].RedeliveredAfterAck, r.Modes[0].AckedOnce = 24, 20, 20, 80
+	r.Modes[1].AckFrames, r.Modes[1].AcksLost = i64(126), i64(24)
+	r.Modes[1].Timeouts, r.Modes[1].Retries, r.Modes[1].AckedOnce = 24, 24, 100
+	return r
+}
+
 func TestProbeGolden(t *testing.T) {
 	cases := []struct {
 		file  string
@@ -103,6 +116,7 @@ func TestProbeGolden(t *testing.T) {
 		{"classic.color.txt", classic(), true},
 		{"scaled.txt", scaled(), false},
 		{"scaled.color.txt", scaled(), true},
+		{"faults.txt", faulty(), false},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
