@@ -27,26 +27,39 @@ const roundSize = 4000
 var (
 	serverOnce sync.Once
 	serverURL  string
+	cleanups   []func()
 )
+
+// TestMain stops the shared server after the last benchmark.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for i := len(cleanups) - 1; i >= 0; i-- {
+		cleanups[i]()
+	}
+	os.Exit(code)
+}
 
 // server starts one separate nats-server process for all benchmarks.
 func server(b *testing.B) string {
 	b.Helper()
 	serverOnce.Do(func() {
-		p := natstest.RunServerProcess(keepAlive{b})
+		p := natstest.RunServerProcess(deferred{b})
 		serverURL = p.URL
 	})
 	return serverURL
 }
 
-// keepAlive hands natstest a TB whose cleanups never run, so the server
-// outlives the first benchmark; the process ends with the test binary.
-type keepAlive struct{ testing.TB }
+// deferred hands natstest a TB whose cleanups run in TestMain, so the
+// server outlives the benchmark that started it.
+type deferred struct{ testing.TB }
 
-func (keepAlive) Cleanup(func())              {}
-func (k keepAlive) TempDir() string           { d, _ := os.MkdirTemp("", "ackprobe-bench-"); return d }
-func (k keepAlive) Helper()                   {}
-func (k keepAlive) Fatalf(f string, a ...any) { k.TB.Fatalf(f, a...) }
+func (deferred) Cleanup(f func()) { cleanups = append(cleanups, f) }
+
+func (deferred) TempDir() string {
+	d, _ := os.MkdirTemp("", "ackprobe-bench-")
+	cleanups = append(cleanups, func() { os.RemoveAll(d) })
+	return d
+}
 
 func connect(b *testing.B) (*nats.Conn, jetstream.JetStream) {
 	b.Helper()

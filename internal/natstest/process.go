@@ -74,6 +74,7 @@ func RunServerProcess(t testing.TB, extra ...string) *Process {
 func (p *Process) Start() {
 	p.t.Helper()
 	p.cmd = exec.Command(p.bin, p.args...)
+	dieWithParent(p.cmd)
 	stderr, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("natstest: start nats-server: %v", err)
