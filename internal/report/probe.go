@@ -253,7 +253,7 @@ func histograms(b *strings.Builder, res *probe.Result, p palette) {
 		}
 		for _, bk := range l.Buckets {
 			drawn := bar(float64(bk.Count)/float64(peak), 30)
-			pad := strings.Repeat(" ", 30-utf8.RuneCountInString(drawn))
+			pad := strings.Repeat(" ", max(0, 30-utf8.RuneCountInString(drawn)))
 			fmt.Fprintf(b, "  ≤ %9s │%s%s %s\n", us(bk.UpToUS), p.accent.Sprint(drawn), pad, p.dim.Sprint(num(bk.Count)))
 		}
 		b.WriteString("\n")

@@ -116,9 +116,10 @@ func (p palette) delta(d int64, first bool) string {
 
 // bar draws a horizontal bar of width cells for frac in [0,1].
 func bar(frac float64, width int) string {
-	if frac <= 0 {
+	if !(frac > 0) { // also NaN
 		return ""
 	}
+	frac = min(frac, 1)
 	eighths := []string{"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"}
 	cells := frac * float64(width)
 	full := int(cells)
