@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 
-.PHONY: all build run test test-short bench lint fmt cover golden fuzz clean
+.PHONY: all build run test test-short bench bench-natscli lint fmt cover golden fuzz clean
 
 all: build
 
@@ -27,6 +27,10 @@ test-short:
 ## bench: ackprobe's probe against a plain nats.go loop on a separate nats-server.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s -count 1 -timeout 30m ./internal/bench/
+
+## bench-natscli: `nats bench js consume --doubleack` on the same kind of server, for reference.
+bench-natscli:
+	./scripts/bench-natscli.sh
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
