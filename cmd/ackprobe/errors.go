@@ -80,6 +80,7 @@ func explain(err error) string {
 		fe  *connect.FileError
 		ae  *asyncError
 		api *jetstream.APIError
+		cl  *probe.ConnectionLostError
 	)
 	switch {
 	case errors.As(err, &ue):
@@ -92,6 +93,8 @@ func explain(err error) string {
 		return no.Error()
 	case errors.As(err, &fe):
 		return fe.Error()
+	case errors.As(err, &cl):
+		return cl.Error()
 	case errors.As(err, &ae) && errors.Is(ae.async, nats.ErrPermissionViolation):
 		return fmt.Sprintf("permission denied: %v (while: %v)", ae.async, ae.err)
 	case errors.As(err, &de):

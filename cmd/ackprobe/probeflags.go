@@ -131,13 +131,15 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 			res.Faults = &probe.Faults{DropRate: r.faults.DropRate, CutAfter: r.faults.CutAfter,
 				AckFrames: st.AckFrames, AcksDropped: st.AcksDropped, AcksCut: st.AcksCut, Cuts: st.Cuts, Connections: st.Connections}
 		}
-		for _, f := range res.CleanupFailures {
-			fmt.Fprintf(s.stderr, "ackprobe: could not clean up %s\n", f)
-		}
 	}
 	if err != nil {
-		return withAsync(err, conn)
+		err = withAsync(err, conn)
+		if res != nil && len(res.CleanupFailures) > 0 {
+			return &cleanupError{err: err, failures: res.CleanupFailures}
+		}
+		return err
 	}
+	defer reportCleanup(s, res.CleanupFailures)
 	if r.g.json {
 		err = report.JSON(s.stdout, res)
 	} else {
@@ -222,4 +224,20 @@ func (o *probeOptions) faultDefaults(cfg *probe.Config, f *pflag.FlagSet) error 
 		cfg.AckTimeout = min(cfg.Timeout, max(cfg.AckWait/10, 50*time.Millisecond))
 	}
 	return nil
+}
+
+// cleanupError is a failed run that also left something behind.
+type cleanupError struct {
+	err      error
+	failures []string
+}
+
+func (e *cleanupError) Error() string { return e.err.Error() }
+func (e *cleanupError) Unwrap() error { return e.err }
+
+// reportCleanup names on stderr what could not be cleaned up.
+func reportCleanup(s streams, failures []string) {
+	for _, f := range failures {
+		fmt.Fprintf(s.stderr, "ackprobe: could not clean up %s\n", f)
+	}
 }

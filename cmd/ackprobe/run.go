@@ -54,6 +54,12 @@ func exitCode(ctx context.Context, err error, stderr io.Writer) int {
 		return exitInterrupted
 	}
 	fmt.Fprintln(stderr, "ackprobe: "+oneLine(explain(err)))
+	var ce *cleanupError
+	if errors.As(err, &ce) {
+		for _, f := range ce.failures {
+			fmt.Fprintln(stderr, "ackprobe: could not clean up "+oneLine(f))
+		}
+	}
 	return exitCannotRun
 }
 

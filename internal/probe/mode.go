@@ -512,7 +512,7 @@ func (f *fetcher) next(ctx context.Context) ([]delivery, error) {
 	}
 	if len(r.msgs) == 0 {
 		if r.err == nil || errors.Is(r.err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w within %s", errNoDelivery, f.timeout)
+			return nil, fmt.Errorf("%w within %s: %w", errNoDelivery, f.timeout, context.DeadlineExceeded)
 		}
 		return nil, r.err
 	}

@@ -82,46 +82,70 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 		p.cleanup(ctx)
 		res.Elapsed = Duration(time.Since(started).Round(time.Microsecond))
 	}()
+	if err := p.run(ctx); err != nil {
+		if ctx.Err() == nil && !nc.IsConnected() {
+			err = &ConnectionLostError{URL: nc.ConnectedUrlRedacted(), Err: err}
+		}
+		return res, err
+	}
+	p.check()
+	return res, nil
+}
+
+// run is the probe proper: stream, messages, consumer, then each mode.
+func (p *prober) run(ctx context.Context) error {
 	// The consumer is made after the messages are stored, starting at the
 	// first of them: its pending count is then computed from the stream at
 	// creation, instead of racing the publishes.
 	if err := p.setupStream(ctx); err != nil {
-		return res, err
+		return err
 	}
 	// Normally every mode's messages are stored up front (the classic
 	// scenario: a stream holding two messages). When redeliveries are
 	// collected, a mode's messages are stored only when it starts, so that
 	// collecting one mode's redeliveries cannot fetch the next mode's
 	// messages.
-	p.ranges = make([]seqRange, len(cfg.Modes))
-	upfront := !cfg.CollectRedeliveries
-	for i := range cfg.Modes {
+	p.ranges = make([]seqRange, len(p.cfg.Modes))
+	upfront := !p.cfg.CollectRedeliveries
+	for i := range p.cfg.Modes {
 		if i == 0 || upfront {
 			if err := p.publish(ctx, i); err != nil {
-				return res, err
+				return err
 			}
 		}
 	}
 	if err := p.setupConsumer(ctx); err != nil {
-		return res, err
+		return err
 	}
-	p.sampler, res.ServerSampling = p.startSampler(ctx)
+	p.sampler, p.res.ServerSampling = p.startSampler(ctx)
 	defer p.sampler.stop()
-	for i := range cfg.Modes {
+	for i := range p.cfg.Modes {
 		if i > 0 && !upfront {
 			if err := p.publish(ctx, i); err != nil {
-				return res, err
+				return err
 			}
 		}
 		mr, err := p.runMode(ctx, i)
-		res.Modes = append(res.Modes, mr)
+		p.res.Modes = append(p.res.Modes, mr)
 		if err != nil {
-			return res, err
+			return err
 		}
 	}
-	p.check()
-	return res, nil
+	return nil
 }
+
+// ConnectionLostError is a probe cut short because the connection to the
+// server went away.
+type ConnectionLostError struct {
+	URL string
+	Err error
+}
+
+func (e *ConnectionLostError) Error() string {
+	return fmt.Sprintf("lost the connection to the server %s during the probe: %v", e.URL, e.Err)
+}
+
+func (e *ConnectionLostError) Unwrap() error { return e.Err }
 
 func serverInfo(nc *nats.Conn) ServerInfo {
 	return ServerInfo{

@@ -257,13 +257,15 @@ func (p *prober) createConsumer(ctx context.Context, name string) error {
 	return nil
 }
 
-// cleanupTimeout bounds the whole cleanup, which runs even after Ctrl-C.
-const cleanupTimeout = 10 * time.Second
+// cleanupRequests bounds the whole cleanup, which runs even after Ctrl-C,
+// to this many request timeouts: a server that stopped answering must not
+// hold ackprobe much longer than one that answers.
+const cleanupRequests = 3
 
 // cleanup removes what this run created, and this run's messages from a
 // stream it did not create. Failures are named in the result.
 func (p *prober) cleanup(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(cleanupTimeout, 2*p.cfg.Timeout))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupRequests*p.cfg.Timeout)
 	defer cancel()
 	stream := p.res.Stream
 	fail := func(what string, err error, hint string) {

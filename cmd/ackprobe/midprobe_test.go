@@ -1,0 +1,90 @@
+package main
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ackprobe/ackprobe/internal/natstest"
+)
+
+// waitForProbe returns once the probe has created its stream and consumer
+// on the server at url.
+func waitForProbe(t *testing.T, url string) {
+	t.Helper()
+	_, js := natstest.Connect(t, url)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := ctxTimeout(time.Second)
+		for name := range js.StreamNames(ctx).Name() {
+			if strings.HasPrefix(name, "ACKPROBE_") {
+				if st, err := js.Stream(ctx, name); err == nil && st.CachedInfo().State.Consumers > 0 {
+					cancel()
+					return
+				}
+			}
+		}
+		cancel()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("the probe did not start")
+}
+
+// TestServerStopsMidProbe kills the server while the probe runs: ackprobe
+// must end on its own, with the reason and what it could not clean up.
+func TestServerStopsMidProbe(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServerProcess(t)
+	p := start(t, nil, "compare", "-s", srv.URL, "-n", "100000", "--timeout", "500ms", "--no-color")
+	waitForProbe(t, srv.URL)
+	srv.Stop()
+	code := p.wait(t, 60*time.Second)
+	stderr := p.stderr.String()
+	if code != exitCannotRun {
+		t.Errorf("exit %d, want %d\n%s", code, exitCannotRun, stderr)
+	}
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "ackprobe: ") {
+			t.Errorf("stderr line without the prefix: %q", l)
+		}
+	}
+	if !strings.Contains(stderr, "lost the connection") {
+		t.Errorf("the reason is not given: %s", stderr)
+	}
+	if !strings.Contains(stderr, "could not clean up stream") {
+		t.Errorf("the stream left behind is not named: %s", stderr)
+	}
+}
+
+// TestSlowServer freezes the server (SIGSTOP) while the probe runs: every
+// request must time out and ackprobe must end instead of hanging.
+func TestSlowServer(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServerProcess(t)
+	p := start(t, nil, "compare", "-s", srv.URL, "-n", "100000", "--timeout", "300ms", "--no-color")
+	waitForProbe(t, srv.URL)
+	if err := syscall.Kill(srv.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(srv.Pid(), syscall.SIGCONT) })
+	start := time.Now()
+	code := p.wait(t, 60*time.Second)
+	if code != exitCannotRun {
+		t.Errorf("exit %d, want %d\n%s", code, exitCannotRun, p.stderr.String())
+	}
+	first := strings.SplitN(p.stderr.String(), "\n", 2)[0]
+	if !strings.HasPrefix(first, "ackprobe: ") || !strings.Contains(first, "did not answer in time") {
+		t.Errorf("first stderr line %q", first)
+	}
+	if !strings.Contains(p.stderr.String(), "ackprobe: could not clean up stream") {
+		t.Errorf("the stream left behind is not named:\n%s", p.stderr.String())
+	}
+	// Three request timeouts for the read, three for the cleanup, and
+	// the process's own start: far from a hang.
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("took %s after the server froze", d)
+	}
+	t.Logf("ended %s after the server froze:\n%s", time.Since(start).Round(time.Millisecond), p.stderr.String())
+}
