@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -104,7 +106,10 @@ func explain(err error) string {
 	case errors.Is(err, nats.ErrNoResponders):
 		return fmt.Sprintf("%v: nothing answered the JetStream API; is JetStream enabled, and is --js-domain right?", err)
 	case errors.As(err, &api):
-		return fmt.Sprintf("%v", err)
+		if hint := apiHint(api.ErrorCode); hint != "" {
+			return fmt.Sprintf("%v: %s", err, hint)
+		}
+		return err.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return fmt.Sprintf("%v: the server did not answer in time (raise --timeout, or check permissions on $JS.API.>)", err)
 	}
@@ -122,5 +127,55 @@ func explainDial(de *connect.DialError) string {
 	case errors.Is(de.Err, context.Canceled):
 		return fmt.Sprintf("cannot connect to %s: interrupted", de.URL)
 	}
-	return de.Error()
+	var dns *net.DNSError
+	if errors.As(de.Err, &dns) {
+		return fmt.Sprintf("cannot connect to %s: host %q not found; check the server URL", de.URL, dns.Name)
+	}
+	return fmt.Sprintf("cannot connect to %s: %v", de.URL, de.Err)
+}
+
+// checkFiles makes sure the credential and TLS files named by the flags
+// can be read, before anything is dialed.
+func checkFiles(o connect.Options) error {
+	for _, f := range []struct{ flag, path string }{
+		{"creds", o.Creds}, {"nkey", o.NKey}, {"tlscert", o.TLSCert}, {"tlskey", o.TLSKey}, {"tlsca", o.TLSCA},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return usageErr(fmt.Sprintf("--%s file %s cannot be read: %v", f.flag, f.path, errors.Unwrap(err)))
+		}
+		fh.Close()
+	}
+	return nil
+}
+
+// apiHint says what to do about a JetStream API error, by its code (see
+// nats-server's errors.json); message texts are not relied upon.
+func apiHint(code jetstream.ErrorCode) string {
+	switch code {
+	case 10027: // JSMaximumStreamsLimitErr
+		return "the account may not have more streams; remove one, or probe inside an existing stream with --stream"
+	case 10026: // JSMaximumConsumersLimitErr
+		return "the account or stream may not have more consumers; remove one or probe another stream"
+	case 10002, 10047, 10028: // account resources, storage, memory exceeded
+		return "not enough JetStream storage for the probe in this account; lower --count or try --storage file/memory"
+	case 10023: // JSInsufficientResourcesErr
+		return "the cluster has fewer JetStream servers than --replicas, or no room on them"
+	case 10074: // JSStreamReplicasNotSupportedErr
+		return "--replicas above 1 needs a JetStream cluster; this server is not clustered"
+	case 10065: // JSStreamSubjectOverlapErr
+		return "the probe subject overlaps another stream's subjects; pass --subject outside them, or --stream to probe inside that stream"
+	case 10058: // JSStreamNameExistErr
+		return "a stream of that name exists with another configuration"
+	case 10076, 10039: // JetStream not enabled (for the account)
+		return "enable JetStream on the server or for this account"
+	case 10059: // JSStreamNotFoundErr
+		return "check the stream name (ackprobe inspect lists them)"
+	case 10014: // JSConsumerNotFoundErr
+		return "check the consumer name (ackprobe inspect STREAM lists them)"
+	}
+	return ""
 }

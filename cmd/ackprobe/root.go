@@ -89,6 +89,9 @@ func validateConn(g *globalOptions) error {
 	if g.conn.Timeout <= 0 {
 		return usageErr(fmt.Sprintf("--timeout must be positive, got %s", g.conn.Timeout))
 	}
+	if err := checkFiles(g.conn); err != nil {
+		return err
+	}
 	if g.conn.UsesEmbedded() {
 		return nil
 	}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ackprobe/ackprobe/internal/natstest"
+)
+
+// badInputServers starts what the bad-input cases need: a JetStream server
+// with a user's stream and consumer, one without JetStream, and one with
+// accounts for wrong passwords, denied permissions and exhausted limits.
+func badInputServers(t *testing.T) (js, noJS, accounts string) {
+	t.Helper()
+	s := natstest.RunServer(t)
+	_, jsc := natstest.Connect(t, s.ClientURL())
+	ctx, cancel := ctxTimeout(5 * time.Second)
+	defer cancel()
+	st, err := jsc.CreateStream(ctx, jetstream.StreamConfig{Name: "USERS", Subjects: []string{"users.>"}, Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "THEIRS", AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: "users.signup"}); err != nil {
+		t.Fatal(err)
+	}
+
+	o := natstest.Options(t)
+	o.JetStream = false
+	plain := natstest.RunServerWith(t, o)
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "accounts.conf")
+	err = os.WriteFile(conf, []byte(fmt.Sprintf(`
+listen: "127.0.0.1:-1"
+jetstream { store_dir: %q, max_memory_store: 64MB, max_file_store: 64MB }
+accounts {
+  A: { jetstream: enabled, users: [{user: a, password: right}] }
+  P: { jetstream: enabled, users: [{user: p, password: right, permissions: {publish: {deny: ["$JS.API.>"]}}}] }
+  L: { jetstream: {max_mem: 16MB, max_file: 16MB, max_streams: 1}, users: [{user: l, password: right}] }
+}
+`, filepath.Join(dir, "js"))), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	acc := natstest.RunServerWith(t, opts)
+	_, ljs := natstest.Connect(t, acc.ClientURL(), nats.UserInfo("l", "right"))
+	if _, err := ljs.CreateStream(ctx, jetstream.StreamConfig{Name: "ONLY", Subjects: []string{"only"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	return s.ClientURL(), plain.ClientURL(), acc.ClientURL()
+}
+
+// TestBadInput runs the built binary for every kind of bad input and
+// asserts exit code 2, one line on stderr with the "ackprobe: " prefix and
+// the gist of the advice, within a few seconds.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	jsURL, noJS, accounts := badInputServers(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "nats://" + l.Addr().String()
+	l.Close()
+	missing := filepath.Join(t.TempDir(), "missing")
+
+	cases := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"not listening", []string{"compare", "-s", dead}, "is nats-server running"},
+		{"no such host", []string{"compare", "-s", "nats://nosuchhost.invalid:4222"}, "cannot connect"},
+		{"no JetStream", []string{"compare", "-s", noJS}, "JetStream"},
+		{"wrong password", []string{"compare", "-s", accounts, "--user", "a", "--password", "wrong"}, "authorization failed"},
+		{"missing creds", []string{"compare", "-s", jsURL, "--creds", missing}, "creds file"},
+		{"missing nkey", []string{"compare", "-s", jsURL, "--nkey", missing}, "nkey file"},
+		{"missing tls ca", []string{"compare", "-s", jsURL, "--tlsca", missing}, "tlsca file"},
+		{"missing tls cert", []string{"compare", "-s", jsURL, "--tlscert", missing, "--tlskey", missing}, "tlscert file"},
+		{"permission denied", []string{"compare", "-s", accounts, "--user", "p", "--password", "right", "--timeout", "1s"}, "permission"},
+		{"max streams", []string{"compare", "-s", accounts, "--user", "l", "--password", "right"}, "may not have more streams"},
+		{"replicas without cluster", []string{"compare", "-s", jsURL, "--replicas", "3"}, "needs a JetStream cluster"},
+		{"subject not covered", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "orders.x"}, "not covered by stream"},
+		{"subject of the user's consumer", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "users.signup"}, "THEIRS"},
+		{"consumer not ackprobe's", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "users.probe", "--consumer", "THEIRS"}, "ackprobe inspect USERS THEIRS"},
+		{"unparsable url", []string{"compare", "-s", "nats://host:port:x"}, "--server"},
+		{"url scheme", []string{"compare", "-s", "https://example.com"}, "unknown scheme"},
+		{"count zero", []string{"compare", "-n", "0"}, "--count must be at least 1"},
+		{"count negative", []string{"ack", "-n", "-5"}, "--count must be at least 1"},
+		{"count not a number", []string{"compare", "-n", "ten"}, "invalid argument"},
+		{"concurrency zero", []string{"compare", "--concurrency", "0"}, "--concurrency"},
+		{"concurrency not a number", []string{"compare", "--concurrency", "x"}, "invalid argument"},
+		{"replicas zero", []string{"compare", "--replicas", "0"}, "--replicas"},
+		{"replicas negative", []string{"compare", "--replicas", "-3"}, "--replicas"},
+		{"bad duration", []string{"compare", "--ack-wait", "30"}, "invalid argument"},
+		{"negative duration", []string{"compare", "--ack-wait", "-1s"}, "--ack-wait must be positive"},
+		{"bad timeout", []string{"compare", "--timeout", "fast"}, "invalid argument"},
+		{"unknown mode", []string{"ack", "--mode", "sync"}, "unknown ack mode"},
+		{"unknown storage", []string{"compare", "--storage", "disk"}, "unknown storage"},
+		{"unknown flag", []string{"compare", "--frob"}, "unknown flag"},
+		{"unknown command", []string{"frob"}, "unknown command"},
+		{"stream with a dot", []string{"compare", "--stream", "a.b"}, "not a valid stream name"},
+		{"stream with a space", []string{"compare", "--stream", "a b"}, "not a valid stream name"},
+		{"consumer with a wildcard", []string{"compare", "--consumer", "c*"}, "not a valid consumer name"},
+		{"subject with a wildcard", []string{"compare", "--subject", "a.>"}, "not a valid subject"},
+		{"subject with an empty token", []string{"compare", "--subject", "a..b"}, "not a valid subject"},
+		{"reserved subject", []string{"compare", "--subject", "$JS.ACK.x"}, "reserved"},
+		{"drop rate", []string{"compare", "--drop-acks", "2"}, "--drop-acks"},
+		{"bad sample", []string{"compare", "--server-sample", "200%"}, "--server-sample"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			began := time.Now()
+			p := start(t, nil, c.args...)
+			code := p.wait(t, 30*time.Second)
+			if code != exitCannotRun {
+				t.Errorf("exit %d, want 2 (stderr %q)", code, p.stderr.String())
+			}
+			oneErrorLine(t, p.stderr.String(), c.msg)
+			if p.stdout.Len() != 0 {
+				t.Errorf("stdout: %q", p.stdout.String())
+			}
+			if d := time.Since(began); d > 10*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+}
