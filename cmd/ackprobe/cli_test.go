@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -375,6 +377,10 @@ func TestDropAcksCommand(t *testing.T) {
 
 func TestFaultFlagsRefused(t *testing.T) {
 	t.Parallel()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		msg  string
@@ -383,7 +389,7 @@ func TestFaultFlagsRefused(t *testing.T) {
 		{[]string{"compare", "--drop-acks", "-0.1"}, "--drop-acks must be between 0 and 1"},
 		{[]string{"compare", "--cut-after", "-2"}, "--cut-after must not be negative"},
 		{[]string{"compare", "--drop-acks", "0.2", "-s", "tls://127.0.0.1:4222"}, "need a plain (non-TLS) connection"},
-		{[]string{"compare", "--cut-after", "3", "-s", "127.0.0.1:4222", "--tlsca", "ca.pem"}, "need a plain (non-TLS) connection"},
+		{[]string{"compare", "--cut-after", "3", "-s", "127.0.0.1:4222", "--tlsca", ca}, "need a plain (non-TLS) connection"},
 	}
 	for _, c := range cases {
 		r := ackprobe(t, nil, c.args...)
