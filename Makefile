@@ -48,8 +48,14 @@ cover:
 golden:
 	$(GO) test -count=1 ./internal/report/ -update
 
+## fuzz: run every fuzz target for FUZZTIME each (new findings land in testdata/fuzz).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzValidateName -fuzztime 30s ./internal/probe/
+	$(GO) test -run '^$$' -fuzz '^FuzzFlagValues$$' -fuzztime $(FUZZTIME) ./cmd/ackprobe/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateName$$' -fuzztime $(FUZZTIME) ./internal/probe/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAckMetric$$' -fuzztime $(FUZZTIME) ./internal/probe/
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./internal/report/
+	$(GO) test -run '^$$' -fuzz '^FuzzFrames$$' -fuzztime $(FUZZTIME) ./internal/faults/
 
 clean:
 	rm -rf bin coverage.out

@@ -36,7 +36,9 @@ EXIT STATUS
        not ackprobe's
   130  interrupted (Ctrl-C); what the probe created is cleaned up first`
 
-func newRootCmd(s streams) *cobra.Command {
+// newRootCmd builds the command tree. runF, when not nil, replaces the
+// probe run of compare and ack (tests capture the parsed flags with it).
+func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 	g := &globalOptions{}
 	root := &cobra.Command{
 		Use:           "ackprobe",
@@ -51,8 +53,8 @@ func newRootCmd(s streams) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.noColor, "no-color", false, "no colors (also off when stdout is not a terminal or NO_COLOR is set)")
 
 	root.AddCommand(
-		newCompareCmd(g, s, nil),
-		newAckCmd(g, s, nil),
+		newCompareCmd(g, s, runF),
+		newAckCmd(g, s, runF),
 		newVersionCmd(s),
 	)
 	return root

@@ -30,10 +30,15 @@ var errCheckFailed = errors.New("a check failed")
 
 // run executes one ackprobe command line and returns its exit code.
 func run(ctx context.Context, args []string, s streams) int {
+	return runWith(ctx, args, s, nil)
+}
+
+// runWith is run with the probe replaced by runF when it is not nil.
+func runWith(ctx context.Context, args []string, s streams, runF func(*probeRun) error) int {
 	if s.getenv == nil {
 		s.getenv = func(string) string { return "" }
 	}
-	root := newRootCmd(s)
+	root := newRootCmd(s, runF)
 	root.SetArgs(args)
 	root.SetOut(s.stdout)
 	root.SetErr(s.stderr)
