@@ -361,32 +361,52 @@ func clampInt(v uint64) int {
 	return int(v)
 }
 
-// Short renders a duration the way an operator reads an age: 850ms, 12s,
-// 3m4s, 2h5m, 3d4h.
+// Short renders a duration the way an operator reads an age: 850ms, 1.5s,
+// 12s, 3m4s, 5m, 2h5m, 3d4h.
 func Short(d time.Duration) string {
+	// Each range rounds to its own precision; a value that rounds up into
+	// the next range is written as that range writes it.
 	switch {
 	case d < 0:
 		return "-" + Short(-d)
 	case d == 0:
 		return "0s"
 	case d < time.Second:
-		return d.Round(time.Millisecond).String()
+		if r := d.Round(time.Millisecond); r < time.Second {
+			return r.String()
+		}
+		return "1s"
 	case d < 10*time.Second:
 		return d.Round(100 * time.Millisecond).String()
 	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		d = d.Round(time.Second)
-		if d%time.Minute == 0 {
-			return fmt.Sprintf("%dm", int(d.Minutes()))
+		if r := d.Round(time.Second); r < time.Minute {
+			return r.String()
 		}
-		return d.String()
+		return "1m"
+	case d < time.Hour:
+		r := d.Round(time.Second)
+		switch {
+		case r >= time.Hour:
+			return "1h"
+		case r%time.Minute == 0:
+			return fmt.Sprintf("%dm", int(r.Minutes()))
+		}
+		return r.String()
 	case d < 24*time.Hour:
-		d = d.Round(time.Minute)
-		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+		r := d.Round(time.Minute)
+		switch {
+		case r >= 24*time.Hour:
+			return "1d"
+		case r%time.Hour == 0:
+			return fmt.Sprintf("%dh", int(r.Hours()))
+		}
+		return fmt.Sprintf("%dh%dm", int(r.Hours()), int(r.Minutes())%60)
 	}
-	d = d.Round(time.Hour)
-	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+	r := d.Round(time.Hour)
+	if r%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", int(r.Hours())/24)
+	}
+	return fmt.Sprintf("%dd%dh", int(r.Hours())/24, int(r.Hours())%24)
 }
 
 var durationPart = regexp.MustCompile(`(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)`)

@@ -305,7 +305,7 @@ func TestShort(t *testing.T) {
 	cases := map[time.Duration]string{
 		0: "0s", 850 * time.Millisecond: "850ms", 1500 * time.Millisecond: "1.5s", 12 * time.Second: "12s",
 		3*time.Minute + 4*time.Second: "3m4s", 3*time.Minute + 10*time.Second: "3m10s", 5 * time.Minute: "5m",
-		2*time.Hour + 5*time.Minute: "2h5m", 76 * time.Hour: "3d4h",
+		2*time.Hour + 5*time.Minute: "2h5m", 76 * time.Hour: "3d4h", 2 * time.Hour: "2h", 48 * time.Hour: "2d", 59*time.Minute + 59*time.Second + 600*time.Millisecond: "1h",
 	}
 	for in, want := range cases {
 		if got := Short(in); got != want {
