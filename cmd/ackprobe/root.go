@@ -53,6 +53,7 @@ func newRootCmd(s streams) *cobra.Command {
 	root.AddCommand(
 		newCompareCmd(g, s, nil),
 		newAckCmd(g, s, nil),
+		newInspectCmd(g, s, nil),
 		newVersionCmd(s),
 	)
 	return root
