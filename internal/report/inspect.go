@@ -148,9 +148,9 @@ func consumerRow(c *inspect.Consumer, watching bool, p palette) table.Row {
 	}
 	d := c.Delta
 	row := table.Row{"", c.Name, "", "",
-		paint(withDelta(num(c.NumPending), d, func(d *inspect.Delta) int64 { return d.Pending }, p), "unprocessed"),
-		paint(withDelta(ackPending(c), d, func(d *inspect.Delta) int64 { return d.AckPending }, p), "outstanding-ack", "ack-pending"),
-		paint(withDelta(num(c.NumRedelivered), d, func(d *inspect.Delta) int64 { return d.Redelivered }, p), "redelivery"),
+		withDelta(paint(num(c.NumPending), "unprocessed"), d, func(d *inspect.Delta) int64 { return d.Pending }, p),
+		withDelta(paint(ackPending(c), "outstanding-ack", "ack-pending"), d, func(d *inspect.Delta) int64 { return d.AckPending }, p),
+		withDelta(paint(num(c.NumRedelivered), "redelivery"), d, func(d *inspect.Delta) int64 { return d.Redelivered }, p),
 		paint(num(c.NumWaiting), "waiting"),
 		paint(position(c.Delivered), "last-delivery"),
 		paint(position(c.AckFloor), "last-ack"),
@@ -369,7 +369,10 @@ func streamView(b *strings.Builder, st *inspect.Stream, p palette) {
 		state += fmt.Sprintf(", last message %s ago", inspect.Short(time.Duration(*st.LastAge)))
 	}
 	if d := st.Delta; d != nil {
-		state += fmt.Sprintf(", %s since last refresh (%s stored)", p.delta(d.Messages, false), rate(d.StoredPerSec))
+		state += fmt.Sprintf(", %s since the last refresh", p.delta(d.Messages, false))
+		if d.StoredPerSec > 0 {
+			state += fmt.Sprintf(" (%s stored)", rate(d.StoredPerSec))
+		}
 	}
 	k.add("state", state)
 	k.add("created", timeAndAge(st.Created, st.TimeStamp))

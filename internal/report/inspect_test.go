@@ -133,6 +133,9 @@ func TestInspectGolden(t *testing.T) {
 	wc.Consumers[0].Cluster = wc.Cluster
 	watchedConsumer.Streams = []inspect.Stream{wc}
 	watchedConsumer.Scope = inspect.Scope{Stream: "ORDERS", Consumer: "billing"}
+	watchedStream := watched()
+	watchedStream.Streams = watchedStream.Streams[2:]
+	watchedStream.Scope = inspect.Scope{Stream: "ORDERS"}
 	emptySnap := &inspect.Snapshot{Server: probe.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true}, Taken: taken, Streams: []inspect.Stream{}}
 
 	cases := []struct {
@@ -143,6 +146,7 @@ func TestInspectGolden(t *testing.T) {
 		{"inspect_overview", overviewSnapshot(), InspectOptions{}},
 		{"inspect_watch", watched(), InspectOptions{Watch: 2 * time.Second, Refresh: 3}},
 		{"inspect_stream", streamSnap, InspectOptions{}},
+		{"inspect_stream_watch", watchedStream, InspectOptions{Watch: 2 * time.Second, Refresh: 5}},
 		{"inspect_consumer", consumerSnap, InspectOptions{}},
 		{"inspect_consumer_watch", watchedConsumer, InspectOptions{Watch: 2 * time.Second, Refresh: 2}},
 		{"inspect_empty", emptySnap, InspectOptions{}},
