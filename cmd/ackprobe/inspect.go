@@ -66,10 +66,11 @@ stuck one.
 WATCH
 --watch DUR refreshes every DUR and shows what moved since the previous
 refresh: the change of pending, ack pending and redelivered, deliveries per
-second (the delivered consumer sequence) and acks per second (the ack floor's
-consumer sequence). On a terminal the view is redrawn in place; otherwise
-each refresh is printed after a blank line, and with --json each refresh is
-one JSON document on one line. Ctrl-C stops it.
+second (how far the delivered consumer sequence moved) and acks per second
+(deliveries less the growth of ack pending; consumer info counts no acks, so
+a redelivery in the interval counts as one more). On a terminal the view is
+redrawn in place; otherwise each refresh is printed after a blank line, and
+with --json each refresh is one JSON document on one line. Ctrl-C stops it.
 
 EXIT STATUS
   0  no consumer is critical

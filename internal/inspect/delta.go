@@ -3,6 +3,8 @@ package inspect
 import (
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
@@ -18,10 +20,14 @@ type Delta struct {
 	// Delivered is how far the delivered consumer sequence moved: every
 	// delivery, redeliveries included.
 	Delivered int64 `json:"delivered"`
-	// Acked is how far the ack floor's consumer sequence moved: deliveries
-	// acked with nothing unacked below them. An ack out of order shows once
-	// the gap under it closes.
-	Acked           int64   `json:"acked"`
+	// Acked is the deliveries less the growth of ack pending: the messages
+	// acked (or terminated) in the interval. Consumer info has no ack
+	// counter; this is exact unless messages were redelivered in the
+	// interval, each redelivery counting as one more ack.
+	Acked int64 `json:"acked"`
+	// AckFloor is how far the ack floor's consumer sequence moved: it
+	// stays put under one old unacked message however many acks land above.
+	AckFloor        int64   `json:"ack_floor"`
 	DeliveredPerSec float64 `json:"delivered_per_sec"`
 	AckedPerSec     float64 `json:"acked_per_sec"`
 }
@@ -68,14 +74,19 @@ func Diff(prev, cur *Snapshot) {
 			}
 			iv := interval(old.TimeStamp, c.TimeStamp, fallback)
 			delivered := int64(c.Delivered.ConsumerSeq) - int64(old.Delivered.ConsumerSeq)
-			acked := int64(c.AckFloor.ConsumerSeq) - int64(old.AckFloor.ConsumerSeq)
+			ackPending := int64(c.NumAckPending) - int64(old.NumAckPending)
+			acked := delivered - ackPending
+			if c.Config.AckPolicy == jetstream.AckNonePolicy {
+				acked = 0
+			}
 			c.Delta = &Delta{
 				Interval:        probe.Duration(iv),
 				Pending:         int64(c.NumPending) - int64(old.NumPending),
-				AckPending:      int64(c.NumAckPending) - int64(old.NumAckPending),
+				AckPending:      ackPending,
 				Redelivered:     int64(c.NumRedelivered) - int64(old.NumRedelivered),
 				Delivered:       delivered,
 				Acked:           acked,
+				AckFloor:        int64(c.AckFloor.ConsumerSeq) - int64(old.AckFloor.ConsumerSeq),
 				DeliveredPerSec: perSec(delivered, iv),
 				AckedPerSec:     perSec(acked, iv),
 			}

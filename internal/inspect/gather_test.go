@@ -389,9 +389,11 @@ func TestDiff(t *testing.T) {
 		t.Errorf("stream delta %+v", st.Delta)
 	}
 	// worker had 3 delivered unacked and 7 pending; 5 more arrived, 4 were
-	// delivered and acked: the floor stays under the 3 old unacked ones.
+	// delivered and acked: acks landed, but the floor stays under the 3 old
+	// unacked ones.
 	d := st.Consumer("worker").Delta
-	if d == nil || d.Pending != 1 || d.AckPending != 0 || d.Delivered != 4 || d.Acked != 0 || d.DeliveredPerSec <= 0 {
+	if d == nil || d.Pending != 1 || d.AckPending != 0 || d.Delivered != 4 || d.Acked != 4 || d.AckFloor != 0 ||
+		d.DeliveredPerSec <= 0 || d.AckedPerSec != d.DeliveredPerSec {
 		t.Errorf("worker delta %+v", d)
 	}
 	if d := st.Consumer("idle").Delta; d == nil || d.Pending != 5 || d.Delivered != 0 || d.AckedPerSec != 0 {

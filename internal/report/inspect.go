@@ -526,8 +526,8 @@ func consumerView(b *strings.Builder, st *inspect.Stream, c *inspect.Consumer, p
 	k.add("last delivered", paint(sequenceLine(c.Delivered), "last-delivery"))
 	k.add("ack floor", paint(sequenceLine(c.AckFloor), "last-ack"))
 	if d != nil {
-		k.add("since refresh", fmt.Sprintf("%s delivered (%s), ack floor %s (%s) in %s", p.delta(d.Delivered, false), rate(d.DeliveredPerSec),
-			p.delta(d.Acked, false), rate(d.AckedPerSec), inspect.Short(time.Duration(d.Interval))))
+		k.add("since refresh", fmt.Sprintf("%s delivered (%s), %s acked (%s), ack floor %s, in %s", p.delta(d.Delivered, false), rate(d.DeliveredPerSec),
+			p.delta(d.Acked, false), rate(d.AckedPerSec), p.delta(d.AckFloor, false), inspect.Short(time.Duration(d.Interval))))
 	}
 	if c.Paused {
 		until := ""

@@ -110,7 +110,7 @@ func watched() *inspect.Snapshot {
 	snap := overviewSnapshot()
 	o := &snap.Streams[2]
 	o.Delta = &inspect.StreamDelta{Interval: probe.Duration(2 * time.Second), Messages: 30, Stored: 30, StoredPerSec: 15}
-	o.Consumers[0].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 10, AckPending: -2, Delivered: 20, Acked: 22, DeliveredPerSec: 10, AckedPerSec: 11}
+	o.Consumers[0].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 10, AckPending: -2, Delivered: 20, Acked: 22, AckFloor: 22, DeliveredPerSec: 10, AckedPerSec: 11}
 	o.Consumers[1].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 30}
 	o.Consumers[2].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 30}
 	return snap
