@@ -273,7 +273,7 @@ func TestInspectExitCodes(t *testing.T) {
 	}{
 		{"all ok or warn", []string{"inspect"}, 0, "", "WARN: 2 of 5"},
 		{"redelivery critical", []string{"inspect", "--redelivery-critical", "2"}, 1, "", "CRITICAL: 1 of 5 consumers critical"},
-		{"one over the threshold", []string{"inspect", "--redelivery-critical", "3"}, 0, "", "WARN"},
+		{"threshold one above the figure", []string{"inspect", "--redelivery-critical", "3"}, 0, "", "WARN"},
 		{"unprocessed critical", []string{"inspect", "ORDERS", "idle", "--unprocessed-critical", "10"}, 1, "", "10 messages not yet delivered (critical at 10)"},
 		{"json critical", []string{"inspect", "--json", "--outstanding-ack-critical", "3"}, 1, "", `"status": "critical"`},
 		{"unknown stream", []string{"inspect", "NOPE"}, 2, `ackprobe: stream "NOPE" not found`, ""},
@@ -334,6 +334,17 @@ func TestInspectMetadataOverride(t *testing.T) {
 	// The flag does not override the metadata: the consumer stays critical.
 	if r := ackprobe(t, nil, "inspect", "ORDERS", "strict", "--outstanding-ack-critical", "100", "-s", is.url); r.code != 1 {
 		t.Errorf("with the flag: exit %d", r.code)
+	}
+}
+
+func TestInspectNoJetStream(t *testing.T) {
+	t.Parallel()
+	o := natstest.Options(t)
+	o.JetStream = false
+	s := natstest.RunServerWith(t, o)
+	r := ackprobe(t, nil, "inspect", "--timeout", "2s", "-s", s.ClientURL())
+	if r.code != 2 || !strings.HasPrefix(r.stderr, "ackprobe: ") || !strings.Contains(r.stderr, "JetStream") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 
