@@ -27,10 +27,10 @@ creates, changes or deletes a stream or consumer.
 
 Figures are the server's own: Pending is num_pending (not yet delivered), Ack
 Pending is num_ack_pending (delivered, not yet acked) of max_ack_pending,
-Redelivered is num_redelivered, Waiting is num_waiting (pull requests). Last
-Delivered and Last Ack show a stream sequence (delivered, ack floor) and how
-long ago the consumer leader last delivered or took an ack. Streams and
-consumers that ackprobe created are marked "ackprobe's".
+Redelivered is num_redelivered, Waiting is num_waiting (pull requests).
+Delivered and Ack Floor show a stream sequence and how long ago the consumer
+leader last delivered or took an ack. Streams and consumers that ackprobe
+created are marked "ackprobe's".
 
 HEALTH
 Each consumer is ok, warn or critical: the worst of the rules below. A rule
