@@ -55,6 +55,7 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 	root.AddCommand(
 		newCompareCmd(g, s, runF),
 		newAckCmd(g, s, runF),
+		newInspectCmd(g, s, nil),
 		newVersionCmd(s),
 	)
 	return root

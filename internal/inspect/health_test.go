@@ -1,0 +1,315 @@
+package inspect
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+var now = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// idle is a healthy consumer with nothing outstanding.
+func idle() *jetstream.ConsumerInfo {
+	created := now.Add(-time.Hour)
+	return &jetstream.ConsumerInfo{
+		Stream: "S", Name: "C", Created: created, TimeStamp: now,
+		Config: jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1000},
+	}
+}
+
+// only turns every rule off but the one under test.
+func only(warn, crit Limits) Thresholds { return Thresholds{Warn: warn, Critical: crit} }
+
+func ago(d time.Duration) *time.Time { t := now.Add(-d); return &t }
+
+// TestRuleBoundaries checks every threshold one below, exactly at and one
+// over its warn and critical levels: a rule fires at its threshold, as
+// `nats server check consumer` does.
+func TestRuleBoundaries(t *testing.T) {
+	type tc struct {
+		name string
+		set  func(ci *jetstream.ConsumerInfo, v int)
+		th   Thresholds
+		rule string
+		warn int
+		crit int
+	}
+	cases := []tc{
+		{"outstanding ack", func(ci *jetstream.ConsumerInfo, v int) { ci.NumAckPending = v },
+			only(Limits{OutstandingAck: 10}, Limits{OutstandingAck: 20}), "outstanding-ack", 10, 20},
+		{"ack pending share", func(ci *jetstream.ConsumerInfo, v int) { ci.NumAckPending = v },
+			only(Limits{AckPendingShare: 80}, Limits{AckPendingShare: 100}), "ack-pending", 800, 1000},
+		{"redelivery", func(ci *jetstream.ConsumerInfo, v int) { ci.NumRedelivered = v },
+			only(Limits{Redelivery: 1}, Limits{Redelivery: 5}), "redelivery", 1, 5},
+		{"waiting", func(ci *jetstream.ConsumerInfo, v int) { ci.NumWaiting = v },
+			only(Limits{Waiting: 3}, Limits{Waiting: 7}), "waiting", 3, 7},
+		{"unprocessed", func(ci *jetstream.ConsumerInfo, v int) { ci.NumPending = uint64(v) },
+			only(Limits{Unprocessed: 100}, Limits{Unprocessed: 1000}), "unprocessed", 100, 1000},
+		{"last ack (seconds)", func(ci *jetstream.ConsumerInfo, v int) {
+			ci.NumAckPending = 1
+			ci.AckFloor.Last = ago(time.Duration(v) * time.Second)
+		}, only(Limits{LastAck: time.Minute}, Limits{LastAck: 5 * time.Minute}), "last-ack", 60, 300},
+		{"last delivery (seconds)", func(ci *jetstream.ConsumerInfo, v int) {
+			ci.NumPending = 1
+			ci.Delivered.Last = ago(time.Duration(v) * time.Second)
+		}, only(Limits{LastDelivery: time.Minute}, Limits{LastDelivery: 5 * time.Minute}), "last-delivery", 60, 300},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			for _, step := range []struct {
+				v    int
+				want Status
+			}{
+				{c.warn - 1, OK},
+				{c.warn, Warn},
+				{c.warn + 1, Warn},
+				{c.crit - 1, Warn},
+				{c.crit, Critical},
+				{c.crit + 1, Critical},
+			} {
+				ci := idle()
+				c.set(ci, step.v)
+				h := Check(ci, now, c.th)
+				if h.Status != step.want {
+					t.Errorf("value %d: status %s, want %s (%+v)", step.v, h.Status, step.want, h.Reasons)
+				}
+				if step.want == OK {
+					if len(h.Reasons) != 0 {
+						t.Errorf("value %d: reasons %+v", step.v, h.Reasons)
+					}
+					continue
+				}
+				if len(h.Reasons) != 1 || h.Reasons[0].Rule != c.rule || h.Reasons[0].Status != step.want {
+					t.Errorf("value %d: reasons %+v, want one %s %s", step.v, h.Reasons, c.rule, step.want)
+				}
+			}
+		})
+	}
+}
+
+func TestZeroThresholdIsOff(t *testing.T) {
+	ci := idle()
+	ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, ci.NumPending = 1000, 1000, 1000, 1000
+	ci.AckFloor.Last, ci.Delivered.Last = ago(1000*time.Hour), ago(1000*time.Hour)
+	if h := Check(ci, now, Thresholds{}); h.Status != OK || len(h.Reasons) != 0 || h.Reasons == nil {
+		t.Errorf("no thresholds: %+v", h)
+	}
+}
+
+// TestStaleness checks that an idle consumer is not stuck: the last-ack
+// and last-delivery rules fire only while there is work outstanding.
+func TestStaleness(t *testing.T) {
+	th := only(Limits{}, Limits{LastAck: time.Minute, LastDelivery: time.Minute})
+	ci := idle()
+	ci.AckFloor.Last, ci.Delivered.Last = ago(time.Hour), ago(time.Hour)
+	if h := Check(ci, now, th); h.Status != OK {
+		t.Errorf("idle consumer: %+v", h)
+	}
+
+	// Never acked: measured from creation.
+	ci = idle()
+	ci.NumAckPending = 2
+	h := Check(ci, now, th)
+	if h.Status != Critical || !strings.Contains(h.Reasons[0].Message, "no ack seen by the consumer leader in 1h") {
+		t.Errorf("never acked: %+v", h)
+	}
+	// ... or from the leader's election, when later.
+	ci.Cluster = &jetstream.ClusterInfo{Leader: "n1", LeaderSince: ago(30 * time.Second)}
+	if h := Check(ci, now, th); h.Status != OK {
+		t.Errorf("new leader 30s ago: %+v", h)
+	}
+}
+
+func TestAckPendingShareNeedsALimit(t *testing.T) {
+	th := only(Limits{}, Limits{AckPendingShare: 50})
+	for _, max := range []int{-1, 0} {
+		ci := idle()
+		ci.Config.MaxAckPending = max
+		ci.NumAckPending = 10_000
+		if h := Check(ci, now, th); h.Status != OK {
+			t.Errorf("max_ack_pending %d: %+v", max, h)
+		}
+	}
+	ci := idle()
+	ci.NumAckPending = 500
+	h := Check(ci, now, th)
+	if h.Status != Critical || h.Reasons[0].Message != "ack pending 500 of max 1000 (50%); delivery stops at the maximum (critical at 50%)" {
+		t.Errorf("at 50%%: %+v", h)
+	}
+}
+
+func TestPausedAndReplicas(t *testing.T) {
+	ci := idle()
+	ci.Paused, ci.PauseRemaining = true, 4*time.Minute
+	h := Check(ci, now, Thresholds{})
+	if h.Status != Warn || h.Reasons[0].Rule != "paused" || h.Reasons[0].Message != "paused for another 4m" {
+		t.Errorf("paused: %+v", h)
+	}
+
+	ci = idle()
+	ci.Cluster = &jetstream.ClusterInfo{Leader: "n1", Replicas: []*jetstream.PeerInfo{
+		{Name: "n2", Current: true, Active: time.Second},
+		{Name: "n3", Current: false, Lag: 12, Active: 2 * time.Second},
+	}}
+	h = Check(ci, now, Thresholds{})
+	if h.Status != Warn || len(h.Reasons) != 1 || h.Reasons[0].Message != "replica n3 lagging: 12 operations behind, seen 2s ago" {
+		t.Errorf("lagging replica: %+v", h)
+	}
+	ci.Cluster.Replicas[1].Offline = true
+	if h := Check(ci, now, Thresholds{}); h.Status != Warn || !strings.Contains(h.Reasons[0].Message, "n3 offline") {
+		t.Errorf("offline replica: %+v", h)
+	}
+	ci.Cluster.Leader = ""
+	if h := Check(ci, now, Thresholds{}); h.Status != Critical || !strings.Contains(h.Reasons[0].Message, "no leader") {
+		t.Errorf("no leader: %+v", h)
+	}
+}
+
+func TestPinned(t *testing.T) {
+	th := Thresholds{Pinned: true}
+	ci := idle()
+	if h := Check(ci, now, th); h.Status != Critical || h.Reasons[0].Message != "not a pinned-client consumer" {
+		t.Errorf("not pinned policy: %+v", h)
+	}
+	ci.Config.PriorityPolicy = jetstream.PriorityPolicyPinned
+	ci.Config.PriorityGroups = []string{"A"}
+	ci.PriorityGroups = []jetstream.PriorityGroupState{{Group: "A"}}
+	if h := Check(ci, now, th); h.Status != Critical || h.Reasons[0].Message != "0 of 1 priority groups have a pinned client" {
+		t.Errorf("unpinned group: %+v", h)
+	}
+	ci.PriorityGroups[0].PinnedClientID = "abc"
+	if h := Check(ci, now, th); h.Status != OK {
+		t.Errorf("pinned: %+v", h)
+	}
+}
+
+// TestMetadataOverrides checks that io.nats.monitor.*-critical metadata
+// replaces the critical thresholds, as `nats server check consumer` reads it.
+func TestMetadataOverrides(t *testing.T) {
+	base := Thresholds{Critical: Limits{Redelivery: 100, LastAck: time.Hour}}
+	cases := []struct {
+		name   string
+		meta   map[string]string
+		set    func(ci *jetstream.ConsumerInfo)
+		want   Status
+		reason string
+	}{
+		{"lower redelivery", map[string]string{MetaRedeliveryCritical: "3"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumRedelivered = 3 }, Critical, "redelivery"},
+		{"below the override", map[string]string{MetaRedeliveryCritical: "3"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumRedelivered = 2 }, OK, ""},
+		{"zero turns it off", map[string]string{MetaRedeliveryCritical: "0"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumRedelivered = 1000 }, OK, ""},
+		{"last ack in days", map[string]string{MetaLastAckCritical: "1d"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumAckPending = 1; ci.AckFloor.Last = ago(2 * time.Hour) }, OK, ""},
+		{"last ack short", map[string]string{MetaLastAckCritical: "30s"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumAckPending = 1; ci.AckFloor.Last = ago(30 * time.Second) }, Critical, "last-ack"},
+		{"outstanding ack", map[string]string{MetaOutstandingAckCritical: "5"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumAckPending = 5 }, Critical, "outstanding-ack"},
+		{"waiting", map[string]string{MetaWaitingCritical: "2"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumWaiting = 2 }, Critical, "waiting"},
+		{"unprocessed", map[string]string{MetaUnprocessedCritical: "10"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumPending = 10 }, Critical, "unprocessed"},
+		{"last delivery", map[string]string{MetaLastDeliveryCritical: "1m"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumPending = 1; ci.Delivered.Last = ago(time.Minute) }, Critical, "last-delivery"},
+		{"pinned", map[string]string{MetaPinned: "true"}, func(*jetstream.ConsumerInfo) {}, Critical, "pinned"},
+		{"unreadable", map[string]string{MetaRedeliveryCritical: "lots"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumRedelivered = 3 }, Warn, "metadata"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ci := idle()
+			ci.Config.Metadata = c.meta
+			c.set(ci)
+			h := Check(ci, now, base)
+			if h.Status != c.want {
+				t.Fatalf("status %s, want %s: %+v", h.Status, c.want, h)
+			}
+			if c.reason != "" && (len(h.Reasons) == 0 || h.Reasons[0].Rule != c.reason) {
+				t.Errorf("reasons %+v, want %s", h.Reasons, c.reason)
+			}
+			if c.reason != "metadata" && len(h.Overrides) != 1 {
+				t.Errorf("overrides %v", h.Overrides)
+			}
+		})
+	}
+}
+
+func TestReasonsWorstFirst(t *testing.T) {
+	ci := idle()
+	ci.NumRedelivered = 1
+	ci.NumWaiting = 9
+	h := Check(ci, now, only(Limits{Redelivery: 1}, Limits{Waiting: 9}))
+	if h.Status != Critical || len(h.Reasons) != 2 || h.Reasons[0].Rule != "waiting" || h.Reasons[1].Rule != "redelivery" {
+		t.Errorf("%+v", h)
+	}
+}
+
+func TestDefaultThresholdsAreNeverCritical(t *testing.T) {
+	ci := idle()
+	ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, ci.NumPending = 1000, 1000, 1000, 1000
+	ci.AckFloor.Last, ci.Delivered.Last = ago(1000*time.Hour), ago(1000*time.Hour)
+	h := Check(ci, now, DefaultThresholds())
+	if h.Status != Warn {
+		t.Errorf("%+v", h)
+	}
+	rules := map[string]bool{}
+	for _, r := range h.Reasons {
+		rules[r.Rule] = true
+	}
+	for _, r := range []string{"ack-pending", "redelivery", "last-ack", "last-delivery"} {
+		if !rules[r] {
+			t.Errorf("default thresholds do not warn on %s: %+v", r, h.Reasons)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	bad := []Thresholds{
+		{Warn: Limits{Redelivery: -1}},
+		{Critical: Limits{AckPendingShare: 101}},
+		{Critical: Limits{LastAck: -time.Second}},
+	}
+	for _, th := range bad {
+		if th.Validate() == nil {
+			t.Errorf("accepted %+v", th)
+		}
+	}
+	if err := DefaultThresholds().Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	cases := map[string]time.Duration{
+		"0": 0, "90s": 90 * time.Second, "1h30m": 90 * time.Minute, "2d": 48 * time.Hour,
+		"1w": 7 * 24 * time.Hour, "1d12h": 36 * time.Hour, " 5m ": 5 * time.Minute, "1.5d": 36 * time.Hour,
+	}
+	for in, want := range cases {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "soon", "5x", "d", "1d soon"} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", in)
+		}
+	}
+}
+
+func TestShort(t *testing.T) {
+	cases := map[time.Duration]string{
+		0: "0s", 850 * time.Millisecond: "850ms", 1500 * time.Millisecond: "1.5s", 12 * time.Second: "12s",
+		3*time.Minute + 4*time.Second: "3m4s", 3*time.Minute + 10*time.Second: "3m10s", 5 * time.Minute: "5m",
+		2*time.Hour + 5*time.Minute: "2h5m", 76 * time.Hour: "3d4h", 2 * time.Hour: "2h", 48 * time.Hour: "2d", 59*time.Minute + 59*time.Second + 600*time.Millisecond: "1h",
+	}
+	for in, want := range cases {
+		if got := Short(in); got != want {
+			t.Errorf("Short(%v) = %q, want %q", in, got, want)
+		}
+	}
+}

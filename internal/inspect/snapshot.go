@@ -1,0 +1,306 @@
+// Package inspect looks at JetStream streams and consumers without changing
+// anything: it sends only list and info requests (never publishes, acks or
+// creates), judges every consumer's health by thresholds over the server's
+// own figures, and returns plain data. It never prints; package report
+// renders what it returns.
+package inspect
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ackprobe/ackprobe/internal/probe"
+)
+
+// Snapshot is what one look at the account found.
+type Snapshot struct {
+	Server probe.ServerInfo `json:"server"`
+	// Scope is what was asked for: everything, one stream or one consumer.
+	Scope   Scope     `json:"scope"`
+	Taken   time.Time `json:"taken"`
+	Streams []Stream  `json:"streams"`
+	// Missing are streams the server listed but could not report: offline,
+	// or their leader did not answer in time.
+	Missing []Missing `json:"missing_streams,omitempty"`
+	Summary Summary   `json:"summary"`
+	// Requests is the number of JetStream API requests the look took.
+	Requests int            `json:"requests"`
+	Elapsed  probe.Duration `json:"elapsed"`
+}
+
+// Scope narrows a snapshot to one stream, or one consumer of it.
+type Scope struct {
+	Stream   string `json:"stream,omitempty"`
+	Consumer string `json:"consumer,omitempty"`
+}
+
+// Missing names a stream or consumer that the server could not report.
+type Missing struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Summary counts what the snapshot holds, and the worst consumer status.
+type Summary struct {
+	Streams   int    `json:"streams"`
+	Consumers int    `json:"consumers"`
+	OK        int    `json:"ok"`
+	Warn      int    `json:"warn"`
+	Critical  int    `json:"critical"`
+	Status    Status `json:"status"`
+}
+
+// Stream is a stream's configuration and state, with its consumers.
+type Stream struct {
+	Name          string          `json:"name"`
+	Messages      uint64          `json:"messages"`
+	Bytes         uint64          `json:"bytes"`
+	FirstSeq      uint64          `json:"first_seq"`
+	LastSeq       uint64          `json:"last_seq"`
+	LastTime      *time.Time      `json:"last_ts,omitempty"`
+	LastAge       *probe.Duration `json:"last_age,omitempty"`
+	NumDeleted    int             `json:"num_deleted"`
+	NumSubjects   uint64          `json:"num_subjects"`
+	ConsumerCount int             `json:"consumer_count"`
+	// Ackprobe marks a stream that ackprobe created.
+	Ackprobe  bool      `json:"ackprobe"`
+	Created   time.Time `json:"created"`
+	TimeStamp time.Time `json:"ts"`
+	// Config is the server's own stream configuration.
+	Config    jetstream.StreamConfig `json:"config"`
+	Cluster   *Cluster               `json:"cluster,omitempty"`
+	Consumers []Consumer             `json:"consumers"`
+	// MissingConsumers are consumers the server listed but could not report.
+	MissingConsumers []Missing `json:"missing_consumers,omitempty"`
+	// Status is the worst status of the stream's consumers.
+	Status Status       `json:"status"`
+	Delta  *StreamDelta `json:"delta,omitempty"`
+}
+
+// Consumer is a consumer's state as the server reported it, with its
+// configuration and health.
+type Consumer struct {
+	Stream        string `json:"stream"`
+	Name          string `json:"name"`
+	NumPending    uint64 `json:"num_pending"`
+	NumAckPending int    `json:"num_ack_pending"`
+	// MaxAckPending is the configured limit; -1 or 0 means none.
+	MaxAckPending int `json:"max_ack_pending"`
+	// AckPendingShare is num_ack_pending as a percentage of max_ack_pending;
+	// absent when there is no limit.
+	AckPendingShare *float64        `json:"ack_pending_share,omitempty"`
+	NumRedelivered  int             `json:"num_redelivered"`
+	NumWaiting      int             `json:"num_waiting"`
+	Delivered       Sequence        `json:"delivered"`
+	AckFloor        Sequence        `json:"ack_floor"`
+	Paused          bool            `json:"paused"`
+	PauseUntil      *time.Time      `json:"pause_until,omitempty"`
+	PauseRemaining  probe.Duration  `json:"pause_remaining,omitempty"`
+	PriorityGroups  []PriorityGroup `json:"priority_groups,omitempty"`
+	// Kind is "pull" or "push".
+	Kind      string `json:"kind"`
+	PushBound bool   `json:"push_bound,omitempty"`
+	// Ackprobe marks a consumer that ackprobe created.
+	Ackprobe  bool      `json:"ackprobe"`
+	Created   time.Time `json:"created"`
+	TimeStamp time.Time `json:"ts"`
+	// Config is the server's own consumer configuration.
+	Config  jetstream.ConsumerConfig `json:"config"`
+	Cluster *Cluster                 `json:"cluster,omitempty"`
+	Health  Health                   `json:"health"`
+	Delta   *Delta                   `json:"delta,omitempty"`
+}
+
+// Sequence is a consumer's delivered or ack floor position.
+type Sequence struct {
+	ConsumerSeq uint64     `json:"consumer_seq"`
+	StreamSeq   uint64     `json:"stream_seq"`
+	Last        *time.Time `json:"last_active,omitempty"`
+	// Age is the time from Last to the server's timestamp of the report.
+	Age *probe.Duration `json:"age,omitempty"`
+}
+
+// PriorityGroup is a priority group and the client pinned to it, if any.
+type PriorityGroup struct {
+	Group          string     `json:"group"`
+	PinnedClientID string     `json:"pinned_client_id,omitempty"`
+	PinnedTS       *time.Time `json:"pinned_ts,omitempty"`
+}
+
+// Cluster is where a stream or consumer is placed.
+type Cluster struct {
+	Name        string     `json:"name,omitempty"`
+	Leader      string     `json:"leader,omitempty"`
+	LeaderSince *time.Time `json:"leader_since,omitempty"`
+	Replicas    []Replica  `json:"replicas,omitempty"`
+}
+
+// Replica is one follower of a clustered stream or consumer.
+type Replica struct {
+	Name    string         `json:"name"`
+	Current bool           `json:"current"`
+	Offline bool           `json:"offline,omitempty"`
+	Active  probe.Duration `json:"active"`
+	Lag     uint64         `json:"lag,omitempty"`
+}
+
+// State says in one word how the replica is doing.
+func (r Replica) State() string {
+	switch {
+	case r.Offline:
+		return "offline"
+	case !r.Current:
+		return "lagging"
+	}
+	return "current"
+}
+
+// Stream returns the stream named name, or nil.
+func (s *Snapshot) Stream(name string) *Stream {
+	for i := range s.Streams {
+		if s.Streams[i].Name == name {
+			return &s.Streams[i]
+		}
+	}
+	return nil
+}
+
+// Consumer returns the consumer named name, or nil.
+func (s *Stream) Consumer(name string) *Consumer {
+	for i := range s.Consumers {
+		if s.Consumers[i].Name == name {
+			return &s.Consumers[i]
+		}
+	}
+	return nil
+}
+
+// summarize counts consumers by status and sets each stream's status.
+func (s *Snapshot) summarize() {
+	sum := Summary{Streams: len(s.Streams)}
+	for i := range s.Streams {
+		st := &s.Streams[i]
+		st.Status = OK
+		for _, c := range st.Consumers {
+			sum.Consumers++
+			switch c.Health.Status {
+			case Critical:
+				sum.Critical++
+			case Warn:
+				sum.Warn++
+			default:
+				sum.OK++
+			}
+			st.Status = max(st.Status, c.Health.Status)
+		}
+		sum.Status = max(sum.Status, st.Status)
+	}
+	s.Summary = sum
+}
+
+func streamOf(si *jetstream.StreamInfo) Stream {
+	st := Stream{
+		Name:          si.Config.Name,
+		Messages:      si.State.Msgs,
+		Bytes:         si.State.Bytes,
+		FirstSeq:      si.State.FirstSeq,
+		LastSeq:       si.State.LastSeq,
+		NumDeleted:    si.State.NumDeleted,
+		NumSubjects:   si.State.NumSubjects,
+		ConsumerCount: si.State.Consumers,
+		Ackprobe:      probe.Owned(si.Config.Metadata),
+		Created:       si.Created,
+		TimeStamp:     si.TimeStamp,
+		Config:        si.Config,
+		Cluster:       clusterOf(si.Cluster),
+		Consumers:     []Consumer{},
+	}
+	if !si.State.LastTime.IsZero() && si.State.Msgs > 0 {
+		t := si.State.LastTime
+		st.LastTime = &t
+		st.LastAge = age(&t, reportTime(si.TimeStamp))
+	}
+	return st
+}
+
+func consumerOf(ci *jetstream.ConsumerInfo, t Thresholds) Consumer {
+	now := reportTime(ci.TimeStamp)
+	c := Consumer{
+		Stream:         ci.Stream,
+		Name:           ci.Name,
+		NumPending:     ci.NumPending,
+		NumAckPending:  ci.NumAckPending,
+		MaxAckPending:  ci.Config.MaxAckPending,
+		NumRedelivered: ci.NumRedelivered,
+		NumWaiting:     ci.NumWaiting,
+		Delivered:      sequenceOf(ci.Delivered, now),
+		AckFloor:       sequenceOf(ci.AckFloor, now),
+		Paused:         ci.Paused,
+		PauseRemaining: probe.Duration(ci.PauseRemaining),
+		Kind:           "pull",
+		PushBound:      ci.PushBound,
+		Ackprobe:       probe.Owned(ci.Config.Metadata),
+		Created:        ci.Created,
+		TimeStamp:      ci.TimeStamp,
+		Config:         ci.Config,
+		Cluster:        clusterOf(ci.Cluster),
+		Health:         Check(ci, now, t),
+	}
+	if ci.Config.DeliverSubject != "" {
+		c.Kind = "push"
+	}
+	if ci.Paused && ci.Config.PauseUntil != nil {
+		u := *ci.Config.PauseUntil
+		c.PauseUntil = &u
+	}
+	if share, ok := ackPendingShare(ci); ok {
+		c.AckPendingShare = &share
+	}
+	for _, g := range ci.PriorityGroups {
+		pg := PriorityGroup{Group: g.Group, PinnedClientID: g.PinnedClientID}
+		if !g.PinnedTS.IsZero() {
+			ts := g.PinnedTS
+			pg.PinnedTS = &ts
+		}
+		c.PriorityGroups = append(c.PriorityGroups, pg)
+	}
+	return c
+}
+
+func sequenceOf(s jetstream.SequenceInfo, now time.Time) Sequence {
+	return Sequence{ConsumerSeq: s.Consumer, StreamSeq: s.Stream, Last: s.Last, Age: age(s.Last, now)}
+}
+
+func clusterOf(ci *jetstream.ClusterInfo) *Cluster {
+	if ci == nil {
+		return nil
+	}
+	c := &Cluster{Name: ci.Name, Leader: ci.Leader, LeaderSince: ci.LeaderSince}
+	for _, p := range ci.Replicas {
+		if p == nil {
+			continue
+		}
+		c.Replicas = append(c.Replicas, Replica{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: probe.Duration(p.Active), Lag: p.Lag})
+	}
+	return c
+}
+
+// reportTime is the server's timestamp of a report, or the local clock when
+// the server sent none; ages are measured to it, so that they do not depend
+// on clock skew between ackprobe and the server.
+func reportTime(ts time.Time) time.Time {
+	if ts.IsZero() {
+		return time.Now()
+	}
+	return ts
+}
+
+func age(t *time.Time, now time.Time) *probe.Duration {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	d := max(now.Sub(*t), 0).Round(time.Millisecond)
+	pd := probe.Duration(d)
+	return &pd
+}

@@ -1,0 +1,242 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ackprobe/ackprobe/internal/inspect"
+	"github.com/ackprobe/ackprobe/internal/probe"
+)
+
+var taken = time.Date(2025, 3, 4, 3, 0, 0, 0, time.UTC)
+
+func dur(d time.Duration) *probe.Duration { pd := probe.Duration(d); return &pd }
+
+func at(d time.Duration) *time.Time { t := taken.Add(-d); return &t }
+
+func share(v float64) *float64 { return &v }
+
+func reason(rule string, s inspect.Status, msg string) inspect.Reason {
+	return inspect.Reason{Rule: rule, Status: s, Message: msg}
+}
+
+func health(rs ...inspect.Reason) inspect.Health {
+	h := inspect.Health{Reasons: rs}
+	if h.Reasons == nil {
+		h.Reasons = []inspect.Reason{}
+	}
+	for _, r := range rs {
+		h.Status = max(h.Status, r.Status)
+	}
+	return h
+}
+
+// orders is a hand-built stream with one consumer in each state an
+// operator cares about.
+func orders() inspect.Stream {
+	cfg := func(maxAck int) jetstream.ConsumerConfig {
+		return jetstream.ConsumerConfig{Durable: "x", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: maxAck, MaxWaiting: 512}
+	}
+	return inspect.Stream{
+		Name: "ORDERS", Messages: 1200, Bytes: 63_488, FirstSeq: 1, LastSeq: 1200, LastAge: dur(4 * time.Second),
+		ConsumerCount: 4, Created: taken.Add(-26 * time.Hour), TimeStamp: taken,
+		Config: jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.FileStorage, Replicas: 3, MaxAge: 24 * time.Hour,
+			Metadata: map[string]string{"team": "shop", "_nats.ver": "2.15.2"}},
+		Cluster: &inspect.Cluster{Name: "east", Leader: "n1", LeaderSince: at(3 * time.Hour), Replicas: []inspect.Replica{
+			{Name: "n2", Current: true, Active: probe.Duration(200 * time.Millisecond)},
+			{Name: "n3", Current: false, Lag: 12, Active: probe.Duration(2 * time.Second)},
+		}},
+		Status: inspect.Critical,
+		Consumers: []inspect.Consumer{
+			{
+				Stream: "ORDERS", Name: "billing", NumPending: 680, NumAckPending: 20, MaxAckPending: 1000, AckPendingShare: share(2),
+				Delivered: inspect.Sequence{ConsumerSeq: 520, StreamSeq: 520, Age: dur(1500 * time.Millisecond)},
+				AckFloor:  inspect.Sequence{ConsumerSeq: 500, StreamSeq: 500, Age: dur(1600 * time.Millisecond)},
+				Kind:      "pull", Created: taken.Add(-2 * time.Hour), TimeStamp: taken, Config: cfg(1000), Health: health(),
+			},
+			{
+				Stream: "ORDERS", Name: "reports", NumPending: 1200, MaxAckPending: 1000, AckPendingShare: share(0),
+				Paused: true, PauseRemaining: probe.Duration(2 * time.Hour), PauseUntil: at(-2 * time.Hour),
+				Kind: "pull", Created: taken.Add(-time.Hour), TimeStamp: taken, Config: cfg(1000),
+				Health: health(reason("paused", inspect.Warn, "paused for another 2h")),
+			},
+			{
+				Stream: "ORDERS", Name: "shipping", NumPending: 1150, NumAckPending: 50, MaxAckPending: 50, AckPendingShare: share(100), NumRedelivered: 50, NumWaiting: 1,
+				Delivered: inspect.Sequence{ConsumerSeq: 100, StreamSeq: 50, Age: dur(7 * time.Minute)},
+				Kind:      "pull", Created: taken.Add(-3 * time.Hour), TimeStamp: taken, Config: cfg(50),
+				Health: inspect.Health{Status: inspect.Critical, Reasons: []inspect.Reason{
+					reason("redelivery", inspect.Critical, "50 messages redelivered and not yet acked (critical at 10)"),
+					reason("ack-pending", inspect.Warn, "ack pending 50 of max 50 (100%); delivery stops at the maximum (warn at 80%)"),
+					reason("last-ack", inspect.Warn, "no ack seen by the consumer leader in 3h while 50 messages are ack pending (warn at 5m)"),
+				}, Overrides: []string{"io.nats.monitor.redelivery-critical=10"}},
+			},
+			{
+				Stream: "ORDERS", Name: "notify", NumPending: 0, NumAckPending: 3, MaxAckPending: -1,
+				Delivered: inspect.Sequence{ConsumerSeq: 1203, StreamSeq: 1200, Age: dur(2 * time.Second)},
+				AckFloor:  inspect.Sequence{ConsumerSeq: 1200, StreamSeq: 1197, Age: dur(2 * time.Second)},
+				Kind:      "push", PushBound: true, Created: taken.Add(-time.Hour), TimeStamp: taken,
+				PriorityGroups: []inspect.PriorityGroup{{Group: "A", PinnedClientID: "mX3o"}},
+				Config:         jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, DeliverSubject: "notify.deliver", MaxAckPending: -1},
+				Health:         health(),
+			},
+		},
+	}
+}
+
+func overviewSnapshot() *inspect.Snapshot {
+	ap := inspect.Stream{
+		Name: "ACKPROBE_RAKRW3LV", Ackprobe: true, ConsumerCount: 1, Config: jetstream.StreamConfig{Name: "ACKPROBE_RAKRW3LV", Replicas: 1},
+		Consumers: []inspect.Consumer{{Name: "ACKPROBE_RAKRW3LV", Stream: "ACKPROBE_RAKRW3LV", Ackprobe: true, Kind: "pull", MaxAckPending: 1000, AckPendingShare: share(0), Health: health()}},
+	}
+	empty := inspect.Stream{Name: "AUDIT", Messages: 40, Bytes: 1120, Config: jetstream.StreamConfig{Name: "AUDIT", Replicas: 1}, Consumers: []inspect.Consumer{}}
+	snap := &inspect.Snapshot{
+		Server:  probe.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"},
+		Taken:   taken,
+		Streams: []inspect.Stream{ap, empty, orders()},
+		Missing: []inspect.Missing{{Name: "LEGACY", Reason: "no answer from its leader in time"}},
+		Summary: inspect.Summary{Streams: 3, Consumers: 5, OK: 3, Warn: 1, Critical: 1, Status: inspect.Critical},
+	}
+	return snap
+}
+
+// watched is the overview at a later refresh, with deltas.
+func watched() *inspect.Snapshot {
+	snap := overviewSnapshot()
+	o := &snap.Streams[2]
+	o.Delta = &inspect.StreamDelta{Interval: probe.Duration(2 * time.Second), Messages: 30, Stored: 30, StoredPerSec: 15}
+	o.Consumers[0].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 10, AckPending: -2, Delivered: 20, Acked: 22, AckFloor: 22, DeliveredPerSec: 10, AckedPerSec: 11}
+	o.Consumers[1].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 30}
+	o.Consumers[2].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 30}
+	return snap
+}
+
+func TestInspectGolden(t *testing.T) {
+	streamSnap := &inspect.Snapshot{
+		Server: probe.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"}, Taken: taken,
+		Scope: inspect.Scope{Stream: "ORDERS"}, Streams: []inspect.Stream{orders()},
+	}
+	o := orders()
+	o.Consumers = o.Consumers[2:3]
+	consumerSnap := &inspect.Snapshot{
+		Server: probe.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"}, Taken: taken,
+		Scope: inspect.Scope{Stream: "ORDERS", Consumer: "shipping"}, Streams: []inspect.Stream{o},
+	}
+	watchedConsumer := watched()
+	wc := watchedConsumer.Streams[2]
+	wc.Consumers = wc.Consumers[0:1]
+	wc.Consumers[0].Cluster = wc.Cluster
+	watchedConsumer.Streams = []inspect.Stream{wc}
+	watchedConsumer.Scope = inspect.Scope{Stream: "ORDERS", Consumer: "billing"}
+	watchedStream := watched()
+	watchedStream.Streams = watchedStream.Streams[2:]
+	watchedStream.Scope = inspect.Scope{Stream: "ORDERS"}
+	emptySnap := &inspect.Snapshot{Server: probe.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true}, Taken: taken, Streams: []inspect.Stream{}}
+
+	cases := []struct {
+		name string
+		snap *inspect.Snapshot
+		o    InspectOptions
+	}{
+		{"inspect_overview", overviewSnapshot(), InspectOptions{}},
+		{"inspect_watch", watched(), InspectOptions{Watch: 2 * time.Second, Refresh: 3}},
+		{"inspect_stream", streamSnap, InspectOptions{}},
+		{"inspect_stream_watch", watchedStream, InspectOptions{Watch: 2 * time.Second, Refresh: 5}},
+		{"inspect_consumer", consumerSnap, InspectOptions{}},
+		{"inspect_consumer_watch", watchedConsumer, InspectOptions{Watch: 2 * time.Second, Refresh: 2}},
+		{"inspect_empty", emptySnap, InspectOptions{}},
+	}
+	for _, c := range cases {
+		for _, color := range []bool{false, true} {
+			file := c.name + ".txt"
+			if color {
+				file = c.name + ".color.txt"
+			}
+			t.Run(file, func(t *testing.T) {
+				var b bytes.Buffer
+				o := c.o
+				o.Color = color
+				if err := Inspect(&b, c.snap, o); err != nil {
+					t.Fatal(err)
+				}
+				out := b.String()
+				if hasANSI := strings.Contains(out, "\x1b["); hasANSI != color {
+					t.Errorf("ANSI escapes present = %v, want %v", hasANSI, color)
+				}
+				golden(t, file, out)
+				if color {
+					var plain bytes.Buffer
+					o.Color = false
+					_ = Inspect(&plain, c.snap, o)
+					stripped := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(out, "")
+					if stripped != plain.String() {
+						t.Errorf("colored output, stripped, differs from plain output")
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestInspectColorsFollowStatus checks that a critical consumer's status
+// and the figure that made it so are red, and a warn one's yellow.
+func TestInspectColorsFollowStatus(t *testing.T) {
+	var b bytes.Buffer
+	if err := Inspect(&b, overviewSnapshot(), InspectOptions{Color: true}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	red, yellow := "\x1b[31;1m", "\x1b[33m"
+	for _, want := range []string{red + "critical", red + "50\x1b", yellow + "warn", yellow + "50 / 50", red + "CRITICAL: 1 of 5 consumers critical"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%q", want, out)
+		}
+	}
+}
+
+func TestInspectJSONKeys(t *testing.T) {
+	var b bytes.Buffer
+	if err := JSON(&b, overviewSnapshot()); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	streams := doc["streams"].([]any)
+	st := streams[2].(map[string]any)
+	for _, k := range []string{"name", "messages", "bytes", "consumers", "ackprobe", "cluster", "config", "status"} {
+		if _, ok := st[k]; !ok {
+			t.Errorf("missing stream key %q", k)
+		}
+	}
+	c := st["consumers"].([]any)[2].(map[string]any)
+	for _, k := range []string{"name", "num_pending", "num_ack_pending", "num_redelivered", "num_waiting",
+		"max_ack_pending", "delivered", "ack_floor", "health", "paused", "config", "ackprobe"} {
+		if _, ok := c[k]; !ok {
+			t.Errorf("missing consumer key %q", k)
+		}
+	}
+	h := c["health"].(map[string]any)
+	if h["status"] != "critical" || len(h["reasons"].([]any)) != 3 {
+		t.Errorf("health %v", h)
+	}
+	if c["num_pending"].(float64) != 1150 || c["num_redelivered"].(float64) != 50 {
+		t.Errorf("figures %v", c)
+	}
+	if empty := streams[1].(map[string]any)["consumers"]; empty == nil {
+		t.Errorf("consumers must be a list, not null")
+	}
+	var line bytes.Buffer
+	if err := JSONLine(&line, overviewSnapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(line.String(), "\n") != 1 {
+		t.Errorf("JSONLine wrote %d lines", strings.Count(line.String(), "\n"))
+	}
+}
