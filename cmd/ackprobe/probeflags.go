@@ -125,6 +125,7 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 	if res != nil {
 		res.Server.Embedded = conn.Embedded != nil
 		res.Server.Domain = r.g.conn.JSDomain
+		res.Server.Context = r.g.conn.ContextName
 		if conn.Proxy != nil {
 			st := conn.Proxy.Stats()
 			res.Server.URL = connect.Redact(conn.URL)

@@ -16,6 +16,7 @@ type globalOptions struct {
 	conn    connect.Options
 	json    bool
 	noColor bool
+	getenv  func(string) string
 }
 
 const rootLong = `ackprobe shows, measures and proves how JetStream acknowledgements behave.
@@ -39,7 +40,7 @@ EXIT STATUS
 // newRootCmd builds the command tree. runF, when not nil, replaces the
 // probe run of compare and ack (tests capture the parsed flags with it).
 func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
-	g := &globalOptions{}
+	g := &globalOptions{getenv: s.getenv}
 	root := &cobra.Command{
 		Use:           "ackprobe",
 		Short:         "See, measure and prove how JetStream acks behave",
@@ -66,7 +67,8 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 func addConnFlags(f *pflag.FlagSet, g *globalOptions, getenv func(string) string) {
 	c := &g.conn
 	f.StringVarP(&c.Servers, "server", "s", getenv("NATS_URL"), "NATS server URLs, comma separated (NATS_URL); none: an embedded server")
-	f.BoolVar(&c.Embedded, "embedded", false, "start an embedded server even when NATS_URL is set")
+	f.BoolVar(&c.Embedded, "embedded", false, "start an embedded server even when NATS_URL or a context is set")
+	f.StringVar(&c.Context, "context", getenv("NATS_CONTEXT"), "nats CLI context name, or a path to a context .json file (NATS_CONTEXT); default: the selected one when no server is given")
 	f.StringVar(&c.Creds, "creds", getenv("NATS_CREDS"), "user credentials file (NATS_CREDS)")
 	f.StringVar(&c.NKey, "nkey", getenv("NATS_NKEY"), "user NKey seed file (NATS_NKEY)")
 	f.StringVar(&c.User, "user", getenv("NATS_USER"), "username or token (NATS_USER)")
@@ -87,8 +89,16 @@ func addConnFlags(f *pflag.FlagSet, g *globalOptions, getenv func(string) string
 	f.DurationVar(&c.Timeout, "timeout", timeout, "time limit of every request to the server (NATS_TIMEOUT)")
 }
 
-// validateConn checks the connection flags before dialing.
+// validateConn applies a nats CLI context and checks the connection
+// flags before dialing.
 func validateConn(g *globalOptions) error {
+	getenv := g.getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	if err := g.conn.ApplyContext(connect.ConfigDir(getenv)); err != nil {
+		return err
+	}
 	if g.conn.Timeout <= 0 {
 		return usageErr(fmt.Sprintf("--timeout must be positive, got %s", g.conn.Timeout))
 	}

@@ -40,6 +40,12 @@ type Options struct {
 	// Faults, when set, puts an ack-dropping proxy between ackprobe and the
 	// (first) server.
 	Faults *faults.Config
+	// Context names a nats CLI context (--context, NATS_CONTEXT); see
+	// ApplyContext. ContextName is the one applied, if any.
+	Context     string
+	ContextName string
+	contextOpts []nats.Option
+	contextTLS  bool
 }
 
 // Conn is an open connection with its JetStream handle and, when ackprobe
@@ -104,6 +110,9 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		}
 	}
 	c.URL = url
+	if o.ContextName != "" && o.Notice != nil && !o.UsesEmbedded() {
+		fmt.Fprintf(o.Notice, "using nats context %q: %s\n", o.ContextName, redact(url))
+	}
 
 	opts, err := o.natsOptions(c)
 	if err != nil {
@@ -163,18 +172,21 @@ func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
 	if name == "" {
 		name = "ackprobe"
 	}
-	opts := []nats.Option{
+	// The context's options come first, so that flags given explicitly,
+	// applied after them, win.
+	opts := append([]nats.Option{}, o.contextOpts...)
+	opts = append(opts,
 		nats.Name(name),
 		nats.Timeout(o.Timeout),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectWait(100*time.Millisecond),
 		nats.RetryOnFailedConnect(false),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.mu.Lock()
 			c.lastErr = err
 			c.mu.Unlock()
 		}),
-	}
+	)
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
 	}
@@ -209,7 +221,7 @@ func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
 // UsesTLS reports whether the options ask for TLS to the server, in which
 // case a proxy in between cannot see the protocol.
 func (o Options) UsesTLS() bool {
-	if o.TLSCert != "" || o.TLSCA != "" || o.TLSFirst {
+	if o.TLSCert != "" || o.TLSCA != "" || o.TLSFirst || o.contextTLS {
 		return true
 	}
 	for _, u := range strings.Split(o.Servers, ",") {

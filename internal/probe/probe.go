@@ -94,11 +94,19 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 
 // run is the probe proper: stream, messages, consumer, then each mode.
 func (p *prober) run(ctx context.Context) error {
-	// The consumer is made after the messages are stored, starting at the
-	// first of them: its pending count is then computed from the stream at
-	// creation, instead of racing the publishes.
 	if err := p.setupStream(ctx); err != nil {
 		return err
+	}
+	cons, err := p.resolveConsumer(ctx)
+	if err != nil {
+		return err
+	}
+	if cons == nil {
+		if err := p.createConsumer(ctx); err != nil {
+			return err
+		}
+	} else {
+		p.cons = cons
 	}
 	// Normally every mode's messages are stored up front (the classic
 	// scenario: a stream holding two messages). When redeliveries are
@@ -114,9 +122,6 @@ func (p *prober) run(ctx context.Context) error {
 			}
 		}
 	}
-	if err := p.setupConsumer(ctx); err != nil {
-		return err
-	}
 	p.sampler, p.res.ServerSampling = p.startSampler(ctx)
 	defer p.sampler.stop()
 	for i := range p.cfg.Modes {
@@ -124,6 +129,13 @@ func (p *prober) run(ctx context.Context) error {
 			if err := p.publish(ctx, i); err != nil {
 				return err
 			}
+		}
+		if i == 0 || !upfront {
+			want := p.cfg.Count
+			if upfront {
+				want *= len(p.cfg.Modes)
+			}
+			p.awaitPending(ctx, uint64(want))
 		}
 		mr, err := p.runMode(ctx, i)
 		p.res.Modes = append(p.res.Modes, mr)
@@ -199,7 +211,7 @@ func (p *prober) publish(ctx context.Context, i int) error {
 			case err := <-f.Err():
 				return fmt.Errorf("publish probe message to %q: %w", p.res.Subject, err)
 			case <-time.After(p.cfg.Timeout):
-				return fmt.Errorf("publish probe message to %q: no acknowledgement from the stream within %s", p.res.Subject, p.cfg.Timeout)
+				return fmt.Errorf("publish probe message to %q: no acknowledgement from the stream within %s: %w", p.res.Subject, p.cfg.Timeout, context.DeadlineExceeded)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -207,6 +219,30 @@ func (p *prober) publish(ctx context.Context, i int) error {
 		sent += n
 	}
 	return nil
+}
+
+// awaitPending waits, briefly, until the consumer counts the messages just
+// stored as pending: the server updates the count apart from storing, and
+// the "start" snapshot should show what was published.
+func (p *prober) awaitPending(ctx context.Context, want uint64) {
+	deadline := time.Now().Add(p.cfg.Timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		ci, err := p.info(ctx)
+		if err != nil || ci.NumPending >= want {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// published reports whether this run stored any message.
+func (p *prober) published() bool {
+	for _, r := range p.ranges {
+		if r.last > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // owner returns the index of the mode that published stream sequence seq,

@@ -41,6 +41,8 @@ type ServerInfo struct {
 	Embedded bool   `json:"embedded"`
 	Cluster  string `json:"cluster"`
 	Domain   string `json:"domain,omitempty"`
+	// Context is the nats CLI context used to connect, if any.
+	Context string `json:"context,omitempty"`
 }
 
 // Faults is the fault proxy's configuration and its totals.

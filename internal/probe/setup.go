@@ -184,6 +184,37 @@ func (p *prober) checkUserStream(ctx context.Context, st jetstream.Stream, subje
 	if err := lister.Err(); err != nil {
 		return fmt.Errorf("list consumers of stream %q: %w", name, err)
 	}
+	return p.checkCopies(ctx, name, subject, refuse)
+}
+
+// checkCopies refuses when another stream mirrors the user's stream, or
+// sources from it with a filter covering the probe subject: it would keep
+// copies of the probe messages that ackprobe must not delete.
+func (p *prober) checkCopies(ctx context.Context, name, subject string, refuse func(string, ...any) error) error {
+	cctx, cancel := p.call(ctx)
+	defer cancel()
+	lister := p.js.ListStreams(cctx)
+	for si := range lister.Info() {
+		if m := si.Config.Mirror; m != nil && m.Name == name {
+			return refuse("stream %q mirrors it and would keep copies of the probe messages", si.Config.Name)
+		}
+		for _, src := range si.Config.Sources {
+			if src == nil || src.Name != name {
+				continue
+			}
+			if src.FilterSubject == "" && len(src.SubjectTransforms) == 0 || src.FilterSubject != "" && server.SubjectMatchesFilter(subject, src.FilterSubject) {
+				return refuse("stream %q sources from it and would keep copies of the probe messages on %q", si.Config.Name, subject)
+			}
+			for _, tr := range src.SubjectTransforms {
+				if server.SubjectMatchesFilter(subject, tr.Source) {
+					return refuse("stream %q sources from it and would keep copies of the probe messages on %q", si.Config.Name, subject)
+				}
+			}
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("list streams: %w", err)
+	}
 	return nil
 }
 
@@ -193,7 +224,10 @@ const probeMsgBytes = 256
 // batchMax is the most messages fetched at once.
 const batchMax = 256
 
-func (p *prober) setupConsumer(ctx context.Context) error {
+// resolveConsumer looks the consumer up before anything is published: a
+// consumer that is not ackprobe's, or cannot probe, is refused up front.
+// It returns the consumer to reuse, or nil when one is to be created.
+func (p *prober) resolveConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	name := p.cfg.Consumer
 	if name == "" {
 		name = "ACKPROBE_" + p.cfg.ID
@@ -205,34 +239,39 @@ func (p *prober) setupConsumer(ctx context.Context) error {
 	cons, err := p.js.Consumer(cctx, stream, name)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return p.createConsumer(ctx, name)
+		return nil, nil
+	case errors.Is(err, jetstream.ErrNotPullConsumer):
+		// A push consumer: never ackprobe's.
+		return nil, &NotOwnedError{Stream: stream, Consumer: name}
 	case err != nil:
-		return fmt.Errorf("look up consumer %q on stream %q: %w", name, stream, err)
+		return nil, fmt.Errorf("look up consumer %q on stream %q: %w", name, stream, err)
 	}
 	ci := cons.CachedInfo()
 	if !Owned(ci.Config.Metadata) {
-		return &NotOwnedError{Stream: stream, Consumer: name}
+		return nil, &NotOwnedError{Stream: stream, Consumer: name}
 	}
 	switch {
-	case ci.Config.DeliverSubject != "":
-		return &RefusedError{Msg: fmt.Sprintf("consumer %q on stream %q is a push consumer; ackprobe probes with pull consumers", name, stream)}
 	case ci.Config.AckPolicy != jetstream.AckExplicitPolicy:
-		return &RefusedError{Msg: fmt.Sprintf("consumer %q on stream %q does not use explicit acks", name, stream)}
+		return nil, &RefusedError{Msg: fmt.Sprintf("consumer %q on stream %q does not use explicit acks", name, stream)}
 	case ci.Config.FilterSubject != p.res.Subject:
-		return &RefusedError{Msg: fmt.Sprintf("consumer %q on stream %q filters %q, not the probe subject %q", name, stream, ci.Config.FilterSubject, p.res.Subject)}
+		return nil, &RefusedError{Msg: fmt.Sprintf("consumer %q on stream %q filters %q, not the probe subject %q", name, stream, ci.Config.FilterSubject, p.res.Subject)}
 	}
-	p.cons = cons
-	return nil
+	return cons, nil
 }
 
-func (p *prober) createConsumer(ctx context.Context, name string) error {
+// createConsumer makes the probe's consumer. It is made before the probe
+// messages are published, so that on an interest-retention stream they
+// have an interest to be kept for; the probe subject held no message
+// before (checked for a user's stream), so delivering all of it delivers
+// just the probe's messages.
+func (p *prober) createConsumer(ctx context.Context) error {
+	name := p.res.Consumer
 	cfg := jetstream.ConsumerConfig{
 		Durable:         name,
 		Description:     "ackprobe probe consumer: created and removed by ackprobe",
 		AckPolicy:       jetstream.AckExplicitPolicy,
 		AckWait:         p.cfg.AckWait,
-		DeliverPolicy:   jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:     p.ranges[0].first,
+		DeliverPolicy:   jetstream.DeliverAllPolicy,
 		FilterSubject:   p.res.Subject,
 		MaxDeliver:      -1,
 		MaxAckPending:   max(1000, 2*batchMax+p.cfg.Concurrency),
@@ -285,7 +324,9 @@ func (p *prober) cleanup(ctx context.Context) {
 			fail(fmt.Sprintf("consumer %q on stream %q", p.res.Consumer, stream), err, fmt.Sprintf("nats consumer rm %s %s", stream, p.res.Consumer))
 		}
 	}
-	if p.own.stream != nil && p.res.Subject != "" {
+	// Purge only after this run stored messages: the subject was then
+	// checked to hold nothing but the probe's.
+	if p.own.stream != nil && p.res.Subject != "" && p.published() {
 		if err := p.own.stream.Purge(ctx, jetstream.WithPurgeSubject(p.res.Subject)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			fail(fmt.Sprintf("probe messages on %q in stream %q", p.res.Subject, stream), err, fmt.Sprintf("nats stream purge %s --subject %s", stream, p.res.Subject))
 		}

@@ -49,11 +49,17 @@ func header(b *strings.Builder, res *probe.Result, o Options, p palette) {
 		where += " (embedded)"
 	}
 	fmt.Fprintf(b, "%s  nats-server %s at %s", p.title.Sprintf("ackprobe %s", cmd), res.Server.Version, where)
+	if res.Server.Name != "" && !res.Server.Embedded {
+		fmt.Fprintf(b, "  server %s", res.Server.Name)
+	}
 	if res.Server.Cluster != "" {
 		fmt.Fprintf(b, "  cluster %s", res.Server.Cluster)
 	}
 	if res.Server.Domain != "" {
 		fmt.Fprintf(b, "  domain %s", res.Server.Domain)
+	}
+	if res.Server.Context != "" {
+		fmt.Fprintf(b, "  context %s", res.Server.Context)
 	}
 	b.WriteString("\n")
 	origin := func(created bool) string {
