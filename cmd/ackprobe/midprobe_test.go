@@ -88,3 +88,28 @@ func TestSlowServer(t *testing.T) {
 	}
 	t.Logf("ended %s after the server froze:\n%s", time.Since(start).Round(time.Millisecond), p.stderr.String())
 }
+
+// TestInterrupt sends SIGINT and SIGTERM to the binary during a probe: it
+// cleans up, leaves nothing behind and exits 130.
+func TestInterrupt(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			s := natstest.RunServer(t)
+			p := start(t, nil, "compare", "-s", s.ClientURL(), "-n", "200000", "--no-color")
+			waitForProbe(t, s.ClientURL())
+			p.signal(t, sig)
+			if code := p.wait(t, 30*time.Second); code != exitInterrupted {
+				t.Errorf("exit %d, want %d: %s", code, exitInterrupted, p.stderr.String())
+			}
+			oneErrorLine(t, p.stderr.String(), "interrupted")
+			_, js := natstest.Connect(t, s.ClientURL())
+			ctx, cancel := ctxTimeout(5 * time.Second)
+			defer cancel()
+			for name := range js.StreamNames(ctx).Name() {
+				t.Errorf("stream %q left behind", name)
+			}
+		})
+	}
+}
