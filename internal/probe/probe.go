@@ -9,6 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -83,7 +86,7 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 		res.Elapsed = Duration(time.Since(started).Round(time.Microsecond))
 	}()
 	if err := p.run(ctx); err != nil {
-		if ctx.Err() == nil && !nc.IsConnected() {
+		if ctx.Err() == nil && (!nc.IsConnected() || connectionError(err)) {
 			err = &ConnectionLostError{URL: nc.ConnectedUrlRedacted(), Err: err}
 		}
 		return res, err
@@ -144,6 +147,14 @@ func (p *prober) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// connectionError reports errors of the connection itself, which can come
+// back before the client has noticed that it is disconnected.
+func connectionError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
 }
 
 // ConnectionLostError is a probe cut short because the connection to the
