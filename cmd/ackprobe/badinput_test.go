@@ -1,14 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -36,26 +33,15 @@ func badInputServers(t *testing.T) (js, noJS, accounts string) {
 	o.JetStream = false
 	plain := natstest.RunServerWith(t, o)
 
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "accounts.conf")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`
+	acc := natstest.RunServerConf(t, `
 listen: "127.0.0.1:-1"
-jetstream { store_dir: %q, max_memory_store: 64MB, max_file_store: 64MB }
+jetstream { store_dir: $STORE, max_memory_store: 64MB, max_file_store: 64MB }
 accounts {
   A: { jetstream: enabled, users: [{user: a, password: right}] }
   P: { jetstream: enabled, users: [{user: p, password: right, permissions: {publish: {deny: ["$JS.API.>"]}}}] }
   L: { jetstream: {max_mem: 16MB, max_file: 16MB, max_streams: 1}, users: [{user: l, password: right}] }
 }
-`, filepath.Join(dir, "js"))), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	acc := natstest.RunServerWith(t, opts)
+`)
 	_, ljs := natstest.Connect(t, acc.ClientURL(), nats.UserInfo("l", "right"))
 	if _, err := ljs.CreateStream(ctx, jetstream.StreamConfig{Name: "ONLY", Subjects: []string{"only"}, Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)

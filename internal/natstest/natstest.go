@@ -4,6 +4,10 @@
 package natstest
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,4 +72,23 @@ func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstre
 		t.Fatalf("natstest: jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// RunServerConf starts an in-process server from nats-server configuration
+// text (accounts, users, permissions, limits). "$STORE" in the text is
+// replaced with a test-owned JetStream store directory.
+func RunServerConf(t testing.TB, conf string) *server.Server {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.conf")
+	conf = strings.ReplaceAll(conf, "$STORE", strconv.Quote(filepath.Join(dir, "js")))
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("natstest: server config: %v", err)
+	}
+	opts.NoLog, opts.NoSigs = true, true
+	return RunServerWith(t, opts)
 }

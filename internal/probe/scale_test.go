@@ -2,14 +2,10 @@ package probe_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/ackprobe/ackprobe/internal/natstest"
@@ -153,27 +149,16 @@ func TestThresholds(t *testing.T) {
 // events: the probe still runs and says the server's view is unavailable.
 func TestServerViewDenied(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "server.conf")
-	err := os.WriteFile(conf, []byte(fmt.Sprintf(`
+	s := natstest.RunServerConf(t, `
 listen: "127.0.0.1:-1"
-jetstream { store_dir: %q, max_memory_store: 64MB, max_file_store: 64MB }
+jetstream { store_dir: $STORE, max_memory_store: 64MB, max_file_store: 64MB }
 accounts {
   A {
     jetstream: enabled
     users: [{user: probe, password: secret, permissions: {subscribe: {deny: ["$JS.EVENT.>"]}}}]
   }
 }
-`, filepath.Join(dir, "js"))), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.NoLog, opts.NoSigs = true, true
-	s := natstest.RunServerWith(t, opts)
+`)
 	nc, js := natstest.Connect(t, s.ClientURL(), nats.UserInfo("probe", "secret"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	cfg := probe.DefaultConfig(probe.Standard, probe.Confirmed)
 	cfg.Count = 20

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/jedib0t/go-pretty/v6/table"
-
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
@@ -28,24 +26,7 @@ func faultsSection(b *strings.Builder, res *probe.Result, p palette) {
 	}
 	fmt.Fprintf(b, "%s %s (proxy: %s)\n", p.title.Sprint("fault injection:"), strings.Join(what, " and "), counts)
 
-	t := newTable()
-	head := table.Row{""}
-	for _, m := range res.Modes {
-		head = append(head, p.bold.Sprint(modeLabel(m.Mode)))
-	}
-	t.AppendHeader(head)
-	cols := []int{}
-	for i := range res.Modes {
-		cols = append(cols, i+2)
-	}
-	alignRight(t, cols...)
-	row := func(label string, f func(m probe.ModeResult) string) {
-		r := table.Row{label}
-		for _, m := range res.Modes {
-			r = append(r, f(m))
-		}
-		t.AppendRow(r)
-	}
+	t, row := modeTable(res, p)
 	ptr := func(v *int64) string {
 		if v == nil {
 			return "-"

@@ -146,24 +146,7 @@ func stepView(m probe.ModeResult, i int, p palette) string {
 
 // figuresTable puts the measurements of each mode side by side.
 func figuresTable(res *probe.Result, p palette) string {
-	t := newTable()
-	head := table.Row{""}
-	for _, m := range res.Modes {
-		head = append(head, p.bold.Sprint(modeLabel(m.Mode)))
-	}
-	t.AppendHeader(head)
-	cols := make([]int, 0, len(res.Modes))
-	for i := range res.Modes {
-		cols = append(cols, i+2)
-	}
-	alignRight(t, cols...)
-	row := func(label string, f func(m probe.ModeResult) string) {
-		r := table.Row{label}
-		for _, m := range res.Modes {
-			r = append(r, f(m))
-		}
-		t.AppendRow(r)
-	}
+	t, row := modeTable(res, p)
 	row("acks", func(m probe.ModeResult) string { return num(m.Acks) })
 	if res.Count == 1 {
 		row("ack call", func(m probe.ModeResult) string { return us(m.AckLatencyUS.Max) })
@@ -243,6 +226,27 @@ func hasServerView(res *probe.Result) bool {
 		}
 	}
 	return false
+}
+
+// modeTable returns a table with a column per mode and a function that
+// adds a row of one figure per mode.
+func modeTable(res *probe.Result, p palette) (table.Writer, func(label string, f func(m probe.ModeResult) string)) {
+	t := newTable()
+	head := table.Row{""}
+	cols := make([]int, 0, len(res.Modes))
+	for i, m := range res.Modes {
+		head = append(head, p.bold.Sprint(modeLabel(m.Mode)))
+		cols = append(cols, i+2)
+	}
+	t.AppendHeader(head)
+	alignRight(t, cols...)
+	return t, func(label string, f func(m probe.ModeResult) string) {
+		r := table.Row{label}
+		for _, m := range res.Modes {
+			r = append(r, f(m))
+		}
+		t.AppendRow(r)
+	}
 }
 
 // histograms draws each mode's ack-call latency distribution.
