@@ -140,6 +140,11 @@ func stepView(m probe.ModeResult, i int, p palette) string {
 		return p.good.Sprint("ack applied")
 	case "settled":
 		return p.good.Sprintf("ack applied after %s", us(m.Visibility.LagUS.Max))
+	case "collected":
+		if st.NumAckPending > 0 {
+			return p.warn.Sprintf("%s still ack pending", num(st.NumAckPending))
+		}
+		return p.good.Sprint("redeliveries collected")
 	}
 	return ""
 }
