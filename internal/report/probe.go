@@ -49,7 +49,8 @@ func header(b *strings.Builder, res *probe.Result, o Options, p palette) {
 		where += " (embedded)"
 	}
 	fmt.Fprintf(b, "%s  nats-server %s at %s", p.title.Sprintf("ackprobe %s", cmd), res.Server.Version, where)
-	if res.Server.Name != "" && !res.Server.Embedded {
+	// A server without a configured name reports its 56-character ID.
+	if n := res.Server.Name; n != "" && !res.Server.Embedded && !(len(n) == 56 && n[0] == 'N') {
 		fmt.Fprintf(b, "  server %s", res.Server.Name)
 	}
 	if res.Server.Cluster != "" {
