@@ -1,9 +1,6 @@
 package inspect
 
 import (
-	"fmt"
-	"net"
-	"net/url"
 	"testing"
 	"time"
 
@@ -13,46 +10,6 @@ import (
 	"github.com/ackprobe/ackprobe/internal/natstest"
 )
 
-// runCluster starts three in-process JetStream servers clustered on
-// loopback and waits for a meta leader with all peers.
-func runCluster(t *testing.T) []*server.Server {
-	t.Helper()
-	ports := make([]int, 3)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
-	servers := make([]*server.Server, 3)
-	for i := range servers {
-		o := natstest.Options(t)
-		o.ServerName = fmt.Sprintf("n%d", i+1)
-		o.Cluster.Name = "c"
-		o.Cluster.Host = "127.0.0.1"
-		o.Cluster.Port = ports[i]
-		o.Routes = routes
-		servers[i] = natstest.RunServerWith(t, o)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, s := range servers {
-			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == 3 {
-				return servers
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("no JetStream meta leader with 3 peers")
-	return nil
-}
-
 // TestGatherCluster checks placement on an R3 stream and consumer: a
 // leader and two current replicas, then a replica that stopped.
 func TestGatherCluster(t *testing.T) {
@@ -60,7 +17,7 @@ func TestGatherCluster(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	t.Parallel()
-	servers := runCluster(t)
+	servers := natstest.RunCluster(t, 3).Servers()
 	_, js := natstest.Connect(t, servers[0].ClientURL())
 	ctx := testCtx(t)
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3"}, Replicas: 3, Storage: jetstream.MemoryStorage}); err != nil {
@@ -74,12 +31,12 @@ func TestGatherCluster(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		snap := gather(t, js, Options{Stream: "R3", Consumer: "c"})
 		st, c = &snap.Streams[0], &snap.Streams[0].Consumers[0]
-		if c.Health.Status == OK && st.Cluster != nil && len(st.Cluster.Replicas) == 2 || time.Now().After(deadline) {
+		if c.Health.Status == OK && st.Cluster != nil && len(st.Cluster.Replicas) == 2 && allCurrent(st.Cluster.Replicas) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if c.Cluster == nil || c.Cluster.Leader == "" || c.Cluster.Name != "c" || len(c.Cluster.Replicas) != 2 {
+	if c.Cluster == nil || c.Cluster.Leader == "" || c.Cluster.Name != "ackprobe-test" || len(c.Cluster.Replicas) != 2 {
 		t.Fatalf("consumer cluster %+v", c.Cluster)
 	}
 	for _, r := range append(c.Cluster.Replicas, st.Cluster.Replicas...) {
@@ -120,6 +77,15 @@ func TestGatherCluster(t *testing.T) {
 		t.Errorf("after stopping %s: %+v", follower.Name(), h)
 	}
 	t.Logf("%+v", h.Reasons)
+}
+
+func allCurrent(rs []Replica) bool {
+	for _, r := range rs {
+		if r.State() != "current" {
+			return false
+		}
+	}
+	return true
 }
 
 func otherThan(servers []*server.Server, not *server.Server) *server.Server {
