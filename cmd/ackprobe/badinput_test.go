@@ -82,6 +82,8 @@ func TestBadInput(t *testing.T) {
 		{"subject not covered", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "orders.x"}, "not covered by stream"},
 		{"subject of the user's consumer", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "users.signup"}, "THEIRS"},
 		{"consumer not ackprobe's", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "users.probe", "--consumer", "THEIRS"}, "ackprobe inspect USERS THEIRS"},
+		{"unknown context", []string{"compare", "--context", "nosuchcontext"}, `nats context "nosuchcontext" does not exist`},
+		{"context file missing", []string{"compare", "--context", missing + ".json"}, "nats context"},
 		{"unparsable url", []string{"compare", "-s", "nats://host:port:x"}, "--server"},
 		{"url scheme", []string{"compare", "-s", "https://example.com"}, "unknown scheme"},
 		{"count zero", []string{"compare", "-n", "0"}, "--count must be at least 1"},

@@ -162,6 +162,8 @@ func apiHint(code jetstream.ErrorCode) string {
 		return "the account or stream may not have more consumers; remove one or probe another stream"
 	case 10002, 10047, 10028: // account resources, storage, memory exceeded
 		return "not enough JetStream storage for the probe in this account; lower --count or try --storage file/memory"
+	case 10005: // JSClusterNoPeersErrF
+		return "the cluster has fewer JetStream servers than --replicas (or none fit the placement)"
 	case 10023: // JSInsufficientResourcesErr
 		return "the cluster has fewer JetStream servers than --replicas, or no room on them"
 	case 10074: // JSStreamReplicasNotSupportedErr

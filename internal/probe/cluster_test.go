@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -64,6 +65,14 @@ func TestClusterR3(t *testing.T) {
 	checkScaled(t, res, cfg.Count)
 	if res.Server.Cluster != "ackprobe-test" || res.Replicas != 3 {
 		t.Errorf("server %+v replicas %d", res.Server, res.Replicas)
+	}
+	// More replicas than the cluster has servers: the server's own error,
+	// by its code, and nothing left behind.
+	cfg.Replicas = 5
+	_, err = probe.Run(context.Background(), nc, js, cfg)
+	var api *jetstream.APIError
+	if !errors.As(err, &api) || api.ErrorCode != 10005 {
+		t.Errorf("R5 on 3 servers: %v", err)
 	}
 }
 
