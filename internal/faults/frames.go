@@ -27,12 +27,10 @@ const maxSizeDigits = 9
 // opcode identifies the control lines the forwarder has to understand.
 type opcode uint8
 
+// The zero opcode is any other line: no payload, forwarded as is.
 const (
-	// opOther is any line that is neither PUB nor HPUB; it carries no
-	// payload and is forwarded as is.
-	opOther opcode = iota
 	// opPub is "PUB <subject> [reply] <#bytes>".
-	opPub
+	opPub opcode = iota + 1
 	// opHpub is "HPUB <subject> [reply] <#header bytes> <#total bytes>".
 	opHpub
 )

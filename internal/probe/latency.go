@@ -34,10 +34,6 @@ func (r *recorder) record(d time.Duration) {
 	_ = r.h.RecordValue(v)
 }
 
-func (r *recorder) merge(o *recorder) { r.h.Merge(o.h) }
-
-func (r *recorder) count() int64 { return r.h.TotalCount() }
-
 // histogramBuckets is the number of bars a latency histogram is drawn with.
 const histogramBuckets = 12
 
