@@ -10,8 +10,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
+// version and commit are set at build time with
+// -ldflags "-X main.version=… -X main.commit=…" (see the Makefile).
+var version, commit = "", ""
 
 // versionInfo is what "ackprobe version" reports.
 type versionInfo struct {
@@ -33,6 +34,9 @@ func buildVersion() versionInfo {
 				v.Commit = kv.Value[:12]
 			}
 		}
+	}
+	if commit != "" {
+		v.Commit = commit
 	}
 	if v.Version == "" {
 		v.Version = "dev"
