@@ -93,3 +93,32 @@ func TestCutConnection(t *testing.T) {
 		}
 	})
 }
+
+// TestGiveUp drops every ack: the confirmed run stops after a bounded
+// number of failures instead of timing out on every message, and fails
+// the check.
+func TestGiveUp(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := connect.Connect(ctx, connect.Options{Servers: s.ClientURL(), Timeout: 2 * time.Second, Faults: &faults.Config{DropRate: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cfg := probe.DefaultConfig(probe.Confirmed)
+	cfg.Count = 1000
+	cfg.AckTimeout = 20 * time.Millisecond
+	cfg.Retries = 1
+	start := time.Now()
+	res, err := probe.Run(ctx, conn.NC, conn.JS, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Modes[0]
+	if !m.GaveUp || m.Acks != 0 || m.Errors < 10 || m.Errors > 20 || res.OK {
+		t.Errorf("gave up %v, acks %d, errors %d, ok %v, problems %v", m.GaveUp, m.Acks, m.Errors, res.OK, res.Problems)
+	}
+	t.Logf("gave up after %s", time.Since(start))
+}

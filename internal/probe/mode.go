@@ -32,6 +32,8 @@ type modeRun struct {
 	retries  int
 	timeouts int
 	lastErr  error
+	// failedInARow counts acks failing one after another.
+	failedInARow int
 	inflight sync.WaitGroup
 	slots    chan struct{}
 
@@ -133,6 +135,12 @@ func (m *modeRun) run(ctx context.Context) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			if m.givingUp() {
+				m.inflight.Wait()
+				m.res.GaveUp = true
+				m.ackTime = time.Since(ackStart) - paused
+				return nil
+			}
 			m.handle(ctx, d)
 			handled++
 			last := received >= count && i == len(batch)-1
@@ -231,10 +239,24 @@ func (m *modeRun) count(retries int, err error) {
 	m.retries += retries
 	if err != nil {
 		m.errors++
+		m.failedInARow++
 		m.lastErr = err
 		return
 	}
+	m.failedInARow = 0
 	m.acks++
+}
+
+// maxFailedInARow stops a mode whose acks keep failing after their
+// retries: the server is not answering, and going on would only multiply
+// timeouts by the count.
+const maxFailedInARow = 10
+
+// givingUp reports whether the mode should stop acking.
+func (m *modeRun) givingUp() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.failedInARow >= maxFailedInARow
 }
 
 func (m *modeRun) fail(err error) {

@@ -302,6 +302,9 @@ func (p *prober) check() {
 	for _, m := range p.res.Modes {
 		switch m.Mode {
 		case Confirmed:
+			if m.GaveUp {
+				p.problem("the confirmed run stopped after %d acks in a row failed after their retries: the server is not answering acks", maxFailedInARow)
+			}
 			if m.Errors > 0 {
 				p.problem("%d confirmed ack(s) failed after %d retries (last error: %s)", m.Errors, p.cfg.Retries, m.LastError)
 			}

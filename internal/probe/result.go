@@ -97,6 +97,9 @@ type ModeResult struct {
 	Visibility Visibility `json:"visibility"`
 	// LastError is the last error a confirmed ack returned, if any.
 	LastError string `json:"last_error,omitempty"`
+	// GaveUp is set when the mode stopped early because its acks kept
+	// failing after their retries.
+	GaveUp bool `json:"gave_up,omitempty"`
 	// Server is the server's own view of the acks, from its sampled ack
 	// metrics; nil when not available (Result.ServerSampling says why).
 	Server *ServerView `json:"server_view,omitempty"`
