@@ -34,8 +34,8 @@ type modeRun struct {
 	lastErr  error
 	// failedInARow counts acks failing one after another.
 	failedInARow int
-	inflight sync.WaitGroup
-	slots    chan struct{}
+	inflight     sync.WaitGroup
+	slots        chan struct{}
 
 	baseline   int // ack-pending at the start that is not this mode's
 	lastDseq   uint64
