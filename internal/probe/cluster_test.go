@@ -46,6 +46,7 @@ func r3Config(id string, modes ...probe.Mode) probe.Config {
 	cfg.Timeout = 2 * time.Second
 	cfg.AckTimeout = 250 * time.Millisecond
 	cfg.Retries = 20
+	cfg.AckWait = 5 * time.Second
 	return cfg
 }
 

@@ -3,6 +3,9 @@ package probe_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,4 +124,68 @@ func TestGiveUp(t *testing.T) {
 		t.Errorf("gave up %v, acks %d, errors %d, ok %v, problems %v", m.GaveUp, m.Acks, m.Errors, res.OK, res.Problems)
 	}
 	t.Logf("gave up after %s", time.Since(start))
+}
+
+// TestLostDelivery takes one of the probe's messages away from it in the
+// middle of a run, through another connection that fetches it and never
+// acks, as a delivery lost in a leader change would be. The probe must
+// wait for the redelivery after AckWait, ack it as its mode does, and say
+// what happened, without calling it an ack failure.
+func TestLostDelivery(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []probe.Mode{probe.Standard, probe.Confirmed} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			s := natstest.RunServer(t)
+			nc, js := natstest.Connect(t, s.ClientURL())
+			_, thief := natstest.Connect(t, s.ClientURL())
+			cfg := probe.DefaultConfig(mode)
+			cfg.ID = "LOST"
+			cfg.Count = 1000
+			cfg.AckWait = 500 * time.Millisecond
+			cfg.Timeout = 2 * time.Second
+			var stolen uint64
+			cfg.Progress = func(done, total int) {
+				if stolen != 0 || done == 0 {
+					return
+				}
+				cons, err := thief.Consumer(context.Background(), "ACKPROBE_LOST", "ACKPROBE_LOST")
+				if err != nil {
+					t.Errorf("thief: %v", err)
+					return
+				}
+				batch, err := cons.FetchNoWait(1)
+				if err != nil {
+					t.Errorf("thief: %v", err)
+					return
+				}
+				for msg := range batch.Messages() {
+					md, _ := msg.Metadata()
+					stolen = md.Sequence.Stream
+				}
+			}
+			res, err := probe.Run(context.Background(), nc, js, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stolen == 0 {
+				t.Fatal("the thief got no message: the probe had every message in hand after its first batch")
+			}
+			m := res.Modes[0]
+			t.Logf("stole stream seq %d; acks %d redelivered %d (after ack %d) notes %q", stolen, m.Acks, m.RedeliveredMessages, m.RedeliveredAfterAck, res.Notes)
+			if m.Acks != cfg.Count || m.Errors != 0 || m.RedeliveredMessages != 1 || m.RedeliveredAfterAck != 0 || m.AckedOnce != cfg.Count-1 {
+				t.Errorf("%s: %+v", mode, m)
+			}
+			if last := m.Steps[len(m.Steps)-1]; last.NumAckPending != 0 || last.NumPending != 0 {
+				t.Errorf("not every message ended acked: %+v", last)
+			}
+			want := fmt.Sprintf("%s: 1 message(s) were redelivered that the probe had never received", mode)
+			if !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.HasPrefix(n, want) }) {
+				t.Errorf("notes %q lack %q", res.Notes, want)
+			}
+			if mode == probe.Confirmed && !res.OK {
+				t.Errorf("a lost delivery is not an ack failure: %v", res.Problems)
+			}
+		})
+	}
 }

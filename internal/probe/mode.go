@@ -111,18 +111,25 @@ func (m *modeRun) run(ctx context.Context) error {
 	m.fetch.start(ctx, min(count, batchMax))
 	ackStart := time.Now()
 	var paused time.Duration
+	var stalled time.Time // when the consumer stopped delivering
 	for received < count {
 		batch, err := m.fetch.next(ctx)
+		if errors.Is(err, errNoDelivery) {
+			// Messages the server delivered but the client never got (a
+			// pull request or a delivery lost in a leader change or a
+			// reconnect) come back only after AckWait: wait for them while
+			// the consumer still holds some.
+			var waiting bool
+			if waiting, err = m.awaitRedelivery(ctx, &stalled); waiting {
+				m.fetch.start(ctx, min(count-received, batchMax))
+				continue
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%s run: fetch from consumer %q after %d of %d messages: %w", m.mode, m.p.res.Consumer, received, count, err)
 		}
-		fresh := 0
-		for _, d := range batch {
-			if md, err := d.msg.Metadata(); err == nil && md.NumDelivered == 1 && m.p.owner(md.Sequence.Stream) == m.idx {
-				fresh++
-			}
-		}
-		received += fresh
+		stalled = time.Time{}
+		received += m.mark(batch)
 		if left := count - received; left > 0 {
 			m.fetch.start(ctx, min(left, batchMax))
 		}
@@ -167,25 +174,68 @@ func (m *modeRun) run(ctx context.Context) error {
 	return nil
 }
 
-// handle acknowledges one delivered message in the mode's way.
-func (m *modeRun) handle(ctx context.Context, d delivery) {
-	msg := d.msg
-	md, err := msg.Metadata()
-	if err != nil {
-		m.fail(err)
-		return
+// awaitRedelivery decides what an empty fetch means. While the consumer
+// still holds messages (pending, or delivered and not acked) it reports
+// waiting, for up to AckWait and two timeouts from the first empty fetch:
+// a delivery that never reached the client is redelivered after AckWait.
+// Otherwise it returns the reason nothing will come.
+func (m *modeRun) awaitRedelivery(ctx context.Context, stalled *time.Time) (waiting bool, err error) {
+	if stalled.IsZero() {
+		*stalled = time.Now()
 	}
-	owner := m.p.owner(md.Sequence.Stream)
-	if owner >= 0 {
-		seenBefore := m.p.ranges[owner].markSeen(md.Sequence.Stream)
-		if md.NumDelivered > 1 {
-			m.p.redelivered(owner, m, md.NumDelivered == 2, seenBefore)
+	ci, err := m.p.info(ctx)
+	if err != nil {
+		return false, err
+	}
+	waited := time.Since(*stalled)
+	if ci.NumPending == 0 && ci.NumAckPending <= m.baseline {
+		return false, fmt.Errorf("%w: the consumer has no message left to deliver", errNoDelivery)
+	}
+	if limit := m.p.cfg.AckWait + 2*m.p.cfg.Timeout; waited > limit {
+		return false, fmt.Errorf("%w for %s, with %d pending and %d ack-pending on the consumer", errNoDelivery, waited.Round(time.Millisecond), ci.NumPending, ci.NumAckPending)
+	}
+	return true, nil
+}
+
+// mark reads each delivery's metadata and records the message as
+// received; it returns how many of this mode's messages the client got
+// for the first time. A first receipt may be a redelivery: the server's
+// first delivery never reached the client.
+func (m *modeRun) mark(batch []delivery) (fresh int) {
+	for i := range batch {
+		d := &batch[i]
+		d.md, d.err = d.msg.Metadata()
+		d.owner = -1
+		if d.err != nil {
+			continue
+		}
+		d.owner = m.p.owner(d.md.Sequence.Stream)
+		if d.owner >= 0 {
+			d.seenBefore = m.p.ranges[d.owner].markSeen(d.md.Sequence.Stream)
+			if d.owner == m.idx && !d.seenBefore {
+				fresh++
+			}
 		}
 	}
+	return fresh
+}
+
+// handle acknowledges one delivered message, marked by mark, in the
+// mode's way.
+func (m *modeRun) handle(ctx context.Context, d delivery) {
+	msg, md, owner := d.msg, d.md, d.owner
+	if d.err != nil {
+		m.fail(d.err)
+		return
+	}
+	if owner >= 0 && md.NumDelivered > 1 {
+		m.p.redelivered(owner, m, md.NumDelivered == 2, d.seenBefore)
+	}
 	m.lastDseq = max(m.lastDseq, md.Sequence.Consumer)
-	if owner != m.idx || md.NumDelivered > 1 {
-		// A redelivery, or another mode's message: ack it so it goes away,
-		// but keep it out of this mode's figures.
+	if owner != m.idx || d.seenBefore {
+		// A message the client acked (or is acking) before, or another
+		// mode's: ack it so it goes away, but keep it out of this mode's
+		// figures.
 		_ = m.ackOnce(ctx, msg)
 		return
 	}
@@ -435,6 +485,7 @@ func (m *modeRun) collect(ctx context.Context) error {
 				}
 			}
 		}
+		m.mark(batch)
 		for _, d := range batch {
 			m.handle(ctx, d)
 		}
@@ -465,10 +516,16 @@ type fetched struct {
 	err  error
 }
 
-// delivery is a message and when the client received it.
+// delivery is a message and when the client received it; mark fills in
+// the rest.
 type delivery struct {
 	msg jetstream.Msg
 	at  time.Time
+
+	md         *jetstream.MsgMetadata
+	err        error // from reading the metadata
+	owner      int   // the mode that published it, or -1
+	seenBefore bool  // the client had received it before
 }
 
 func (f *fetcher) start(ctx context.Context, n int) {
@@ -480,6 +537,15 @@ func (f *fetcher) start(ctx context.Context, n int) {
 			out = f.fetchOnce(ctx, n)
 			if len(out.msgs) > 0 || ctx.Err() != nil {
 				break
+			}
+			if out.err != nil && transient(out.err) && !errors.Is(out.err, context.DeadlineExceeded) {
+				// No consumer leader for a moment (a leader change, a
+				// reconnect): such errors come back at once, so wait a
+				// little before asking again.
+				select {
+				case <-time.After(min(time.Duration(attempt+1)*50*time.Millisecond, time.Second)):
+				case <-ctx.Done():
+				}
 			}
 		}
 		ch <- out

@@ -314,17 +314,17 @@ func (p *prober) check() {
 			if m.RedeliveredAfterAck > 0 {
 				p.problem("%d message(s) of the confirmed run were redelivered after the probe had received and acked them", m.RedeliveredAfterAck)
 			}
-			if n := m.RedeliveredMessages - m.RedeliveredAfterAck; n > 0 {
-				p.note("confirmed: %d message(s) were redelivered that the probe had never received (a delivery lost with the connection), not an ack failure", n)
-			}
 		case Standard:
 			v := m.Visibility
 			if v.ReadBacks > 0 {
 				p.note("standard: %d of %d immediate read-back(s) still showed the acked message ack-pending", v.StaleReads, v.ReadBacks)
 			}
-			if m.Redelivered > 0 {
-				p.note("standard: %d message(s) were redelivered (lost or late acks)", m.Redelivered)
+			if m.RedeliveredAfterAck > 0 {
+				p.note("standard: %d message(s) were redelivered after the probe had acked them (lost or late acks)", m.RedeliveredAfterAck)
 			}
+		}
+		if n := m.RedeliveredMessages - m.RedeliveredAfterAck; n > 0 {
+			p.note("%s: %d message(s) were redelivered that the probe had never received (a delivery lost on the way, e.g. in a leader change or reconnect), not an ack failure", m.Mode, n)
 		}
 	}
 	for _, t := range p.cfg.Thresholds.check(p.res) {
