@@ -442,7 +442,11 @@ func TestInspectWatchJSON(t *testing.T) {
 	if len(lines) < 2 {
 		t.Fatalf("%d refreshes", len(lines))
 	}
-	var moved bool
+	// The publish may land between refreshes or straddle two: each delta
+	// must be the difference from the refresh before, and together they
+	// must add up to the 5 messages.
+	var total, idlePending, workerPending int64
+	var prev *inspect.Snapshot
 	for i, line := range lines {
 		snap := decodeSnapshot(t, line)
 		st := snap.Stream("ORDERS")
@@ -450,21 +454,27 @@ func TestInspectWatchJSON(t *testing.T) {
 			if st.Delta != nil {
 				t.Errorf("first refresh has a delta")
 			}
+			prev = &snap
 			continue
 		}
-		if st.Delta == nil || st.Consumer("idle").Delta == nil {
+		idle, worker := st.Consumer("idle"), st.Consumer("worker")
+		if st.Delta == nil || idle.Delta == nil || worker.Delta == nil {
 			t.Fatalf("refresh %d has no delta", i+1)
 		}
-		total := st.Delta.Messages
-		if total == 5 && st.Consumer("idle").Delta.Pending == 5 && st.Consumer("worker").Delta.Pending == 5 {
-			moved = true
+		before := prev.Stream("ORDERS")
+		if want := int64(st.Messages) - int64(before.Messages); st.Delta.Messages != want {
+			t.Errorf("refresh %d: stream delta %+v, messages went %d → %d", i+1, st.Delta, before.Messages, st.Messages)
 		}
-		if total != 0 && total != 5 {
-			t.Errorf("refresh %d: stream delta %+v", i+1, st.Delta)
+		if want := int64(idle.NumPending) - int64(before.Consumer("idle").NumPending); idle.Delta.Pending != want {
+			t.Errorf("refresh %d: idle delta %+v, pending went %d → %d", i+1, idle.Delta, before.Consumer("idle").NumPending, idle.NumPending)
 		}
+		total += st.Delta.Messages
+		idlePending += idle.Delta.Pending
+		workerPending += worker.Delta.Pending
+		prev = &snap
 	}
-	if !moved {
-		t.Errorf("no refresh showed the 5 messages published:\n%s", out)
+	if total != 5 || idlePending != 5 || workerPending != 5 {
+		t.Errorf("the refreshes' deltas add up to %d messages, %d and %d pending, not the 5 messages published:\n%s", total, idlePending, workerPending, out)
 	}
 }
 

@@ -326,7 +326,15 @@ func (f *forwarder) forwardLongLine(chunk []byte) error {
 
 // copyN forwards the next n bytes straight from the read buffer, without
 // intermediate copies or allocations.
-func (f *forwarder) copyN(n int) error {
+func (f *forwarder) copyN(n int) error { return f.pass(n, true) }
+
+// discard skips the next n bytes.
+func (f *forwarder) discard(n int) error { return f.pass(n, false) }
+
+// pass consumes the next n bytes from the read buffer, writing them out
+// when forward is set. It flushes before any read that might block, so
+// what was forwarded is not held back while the client is quiet.
+func (f *forwarder) pass(n int, forward bool) error {
 	for n > 0 {
 		if f.r.Buffered() == 0 {
 			if err := f.w.Flush(); err != nil {
@@ -337,29 +345,13 @@ func (f *forwarder) copyN(n int) error {
 			}
 		}
 		k := min(n, f.r.Buffered())
-		b, _ := f.r.Peek(k)
-		if _, err := f.w.Write(b); err != nil {
-			return err
+		if forward {
+			b, _ := f.r.Peek(k)
+			if _, err := f.w.Write(b); err != nil {
+				return err
+			}
 		}
 		_, _ = f.r.Discard(k)
-		n -= k
-	}
-	return nil
-}
-
-// discard skips the next n bytes, flushing before any read that might
-// block.
-func (f *forwarder) discard(n int) error {
-	for n > 0 {
-		if f.r.Buffered() == 0 {
-			if err := f.w.Flush(); err != nil {
-				return err
-			}
-			if _, err := f.r.Peek(1); err != nil {
-				return err
-			}
-		}
-		k, _ := f.r.Discard(min(n, f.r.Buffered()))
 		n -= k
 	}
 	return nil

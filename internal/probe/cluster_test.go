@@ -38,6 +38,17 @@ func whenDelivered(ctx context.Context, t *testing.T, c *natstest.Cluster, strea
 	}
 }
 
+// disturb runs f beside a probe; stop ends f's context and waits for it.
+func disturb(f func(ctx context.Context)) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
+	}()
+	return ctx, func() { cancel(); <-done }
+}
+
 func r3Config(id string, modes ...probe.Mode) probe.Config {
 	cfg := probe.DefaultConfig(modes...)
 	cfg.ID = id
@@ -90,11 +101,7 @@ func TestClusterLeaderChanges(t *testing.T) {
 	nc, js := clusterConn(t, c)
 	cfg := r3Config("LEADERS", probe.Confirmed)
 	name := "ACKPROBE_LEADERS"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	ctx, stop := disturb(func(ctx context.Context) {
 		req := func(subject string) {
 			if _, err := nc.Request(subject, nil, 2*time.Second); err != nil {
 				t.Logf("%s: %v", subject, err)
@@ -106,10 +113,9 @@ func TestClusterLeaderChanges(t *testing.T) {
 			// Restart a node that is not the one the probe reads from.
 			c.Restart(2)
 		})
-	}()
+	})
 	res, err := probe.Run(ctx, nc, js, cfg)
-	cancel()
-	<-done
+	stop()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,20 +143,15 @@ func TestClusterStandardAcrossStepDown(t *testing.T) {
 	cfg.CollectRedeliveries = true
 	cfg.AckWait = time.Second
 	name := "ACKPROBE_STDLEADER"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	ctx, stop := disturb(func(ctx context.Context) {
 		whenDelivered(ctx, t, c, name, name, 500, func() {
 			if _, err := nc.Request("$JS.API.CONSUMER.LEADER.STEPDOWN."+name+"."+name, nil, 2*time.Second); err != nil {
 				t.Logf("step down: %v", err)
 			}
 		})
-	}()
+	})
 	res, err := probe.Run(ctx, nc, js, cfg)
-	cancel()
-	<-done
+	stop()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func runFaulty(t *testing.T, fc faults.Config, modes ...probe.Mode) *probe.Resul
 	t.Cleanup(func() { conn.Close() })
 	cfg := probe.DefaultConfig(modes...)
 	cfg.Count = 100
-	cfg.AckWait = 500 * time.Millisecond
+	cfg.AckWait = time.Second
 	cfg.AckTimeout = 100 * time.Millisecond
 	cfg.Retries = 10
 	cfg.Timeout = 2 * time.Second
@@ -142,7 +142,7 @@ func TestLostDelivery(t *testing.T) {
 			cfg := probe.DefaultConfig(mode)
 			cfg.ID = "LOST"
 			cfg.Count = 1000
-			cfg.AckWait = 500 * time.Millisecond
+			cfg.AckWait = time.Second
 			cfg.Timeout = 2 * time.Second
 			var stolen uint64
 			cfg.Progress = func(done, total int) {
@@ -173,7 +173,10 @@ func TestLostDelivery(t *testing.T) {
 			}
 			m := res.Modes[0]
 			t.Logf("stole stream seq %d; acks %d redelivered %d (after ack %d) notes %q", stolen, m.Acks, m.RedeliveredMessages, m.RedeliveredAfterAck, res.Notes)
-			if m.Acks != cfg.Count || m.Errors != 0 || m.RedeliveredMessages != 1 || m.RedeliveredAfterAck != 0 || m.AckedOnce != cfg.Count-1 {
+			// On a loaded machine a held message may also outlast AckWait:
+			// that is counted apart, as redelivered before its ack.
+			lostDeliveries := m.RedeliveredMessages - m.RedeliveredAfterAck - m.RedeliveredBeforeAck
+			if m.Acks != cfg.Count || m.Errors != 0 || lostDeliveries != 1 || m.RedeliveredAfterAck != 0 || m.AckedOnce != cfg.Count-m.RedeliveredMessages {
 				t.Errorf("%s: %+v", mode, m)
 			}
 			if last := m.Steps[len(m.Steps)-1]; last.NumAckPending != 0 || last.NumPending != 0 {

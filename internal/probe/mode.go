@@ -34,8 +34,11 @@ type modeRun struct {
 	lastErr  error
 	// failedInARow counts acks failing one after another.
 	failedInARow int
-	inflight     sync.WaitGroup
-	slots        chan struct{}
+	// slowest is the longest recent confirmed ack; it decays as batches
+	// are sized by it.
+	slowest  time.Duration
+	inflight sync.WaitGroup
+	slots    chan struct{}
 
 	baseline   int // ack-pending at the start that is not this mode's
 	lastDseq   uint64
@@ -43,6 +46,9 @@ type modeRun struct {
 	nextSample int
 	stopSample bool
 	ackTime    time.Duration
+	lastBatch  int // the size batchSize returned last
+	// lostAtStart is lostDeliveries when the mode started.
+	lostAtStart int
 }
 
 // runMode acknowledges Count messages of mode idx and reads the consumer
@@ -52,7 +58,7 @@ func (p *prober) runMode(ctx context.Context, idx int) (ModeResult, error) {
 		p: p, idx: idx, mode: p.cfg.Modes[idx],
 		t0:  time.Now(),
 		lat: newRecorder(), lag: newRecorder(),
-		fetch: &fetcher{cons: p.cons, timeout: p.cfg.Timeout, retries: p.cfg.Retries},
+		fetch: &fetcher{p: p, cons: p.cons, timeout: p.cfg.Timeout, retries: p.cfg.Retries},
 	}
 	m.res.Mode = m.mode
 	m.res.Steps = []Step{}
@@ -105,11 +111,13 @@ func (m *modeRun) run(ctx context.Context) error {
 		return err
 	}
 	m.baseline = start.NumAckPending
+	m.p.deliveryBase(start)
+	m.lostAtStart = m.p.lostDeliveries()
 
 	received := 0 // first deliveries of this mode's messages
 	handled := 0  // messages acked or being acked
-	m.fetch.start(ctx, min(count, batchMax))
 	ackStart := time.Now()
+	m.fetch.start(ctx, m.batchSize(count, handled, ackStart))
 	var paused time.Duration
 	var stalled time.Time // when the consumer stopped delivering
 	for received < count {
@@ -121,7 +129,7 @@ func (m *modeRun) run(ctx context.Context) error {
 			// the consumer still holds some.
 			var waiting bool
 			if waiting, err = m.awaitRedelivery(ctx, &stalled); waiting {
-				m.fetch.start(ctx, min(count-received, batchMax))
+				m.fetch.start(ctx, m.batchSize(count-received, handled, ackStart))
 				continue
 			}
 		}
@@ -131,7 +139,7 @@ func (m *modeRun) run(ctx context.Context) error {
 		stalled = time.Time{}
 		received += m.mark(batch)
 		if left := count - received; left > 0 {
-			m.fetch.start(ctx, min(left, batchMax))
+			m.fetch.start(ctx, m.batchSize(left, handled, ackStart))
 		}
 		if count == 1 {
 			if _, err := m.step(ctx, "received"); err != nil {
@@ -204,20 +212,54 @@ func (m *modeRun) awaitRedelivery(ctx context.Context, stalled *time.Time) (wait
 func (m *modeRun) mark(batch []delivery) (fresh int) {
 	for i := range batch {
 		d := &batch[i]
-		d.md, d.err = d.msg.Metadata()
 		d.owner = -1
 		if d.err != nil {
 			continue
 		}
+		m.p.delivered.count++
+		m.p.delivered.maxDseq = max(m.p.delivered.maxDseq, d.md.Sequence.Consumer)
 		d.owner = m.p.owner(d.md.Sequence.Stream)
 		if d.owner >= 0 {
 			d.seenBefore = m.p.ranges[d.owner].markSeen(d.md.Sequence.Stream)
+			if !d.seenBefore && d.md.NumDelivered > 1 {
+				m.p.delivered.recovered++
+			}
 			if d.owner == m.idx && !d.seenBefore {
 				fresh++
 			}
 		}
 	}
 	return fresh
+}
+
+// batchSize returns how many messages to ask for next, at most left. The
+// probe holds a batch while it acks it, and the next one arrives
+// meanwhile: it asks for no more than it acks in an eighth of AckWait, so
+// the server does not redeliver a message only because the probe was slow
+// to get to it. The time per ack is the run's pace so far or, for
+// confirmed acks, the slowest recent ack (a retried one) if that is
+// longer. Confirmed batches start small and at most double, until the pace
+// is known.
+func (m *modeRun) batchSize(left, handled int, since time.Time) int {
+	if m.mode == Standard && handled == 0 {
+		return min(left, batchMax) // Ack() does not wait
+	}
+	n := batchMax
+	if handled > 0 {
+		perAck := time.Since(since) / time.Duration(handled)
+		if m.mode == Confirmed {
+			m.mu.Lock()
+			perAck = max(perAck, m.slowest/time.Duration(cap(m.slots)))
+			m.slowest /= 2 // recent, not the run's worst
+			m.mu.Unlock()
+		}
+		n = int(min(time.Duration(batchMax), m.p.cfg.AckWait/8/max(perAck, time.Microsecond)))
+	}
+	if m.mode == Confirmed {
+		n = min(n, max(8*cap(m.slots), 2*m.lastBatch))
+	}
+	m.lastBatch = max(1, min(left, n))
+	return m.lastBatch
 }
 
 // handle acknowledges one delivered message, marked by mark, in the
@@ -228,32 +270,45 @@ func (m *modeRun) handle(ctx context.Context, d delivery) {
 		m.fail(d.err)
 		return
 	}
+	seq := md.Sequence.Stream
 	if owner >= 0 && md.NumDelivered > 1 {
-		m.p.redelivered(owner, m, md.NumDelivered == 2, d.seenBefore)
+		m.p.redelivered(owner, m, md.NumDelivered == 2, d.seenBefore, d.ackedBefore)
 	}
 	m.lastDseq = max(m.lastDseq, md.Sequence.Consumer)
+	acked := func(err error) {
+		// A confirmed ack has landed when DoubleAck returns; a standard
+		// one is taken to have landed when Ack() returns, so a redelivery
+		// that arrives later is a lost or late ack.
+		if owner >= 0 && err == nil {
+			m.p.ranges[owner].markAcked(seq)
+		}
+	}
 	if owner != m.idx || d.seenBefore {
 		// A message the client acked (or is acking) before, or another
 		// mode's: ack it so it goes away, but keep it out of this mode's
 		// figures.
-		_ = m.ackOnce(ctx, msg)
+		_, err := m.ackOnce(ctx, msg)
+		acked(err)
 		return
 	}
 	if m.mode == Standard {
 		t := time.Now()
-		m.p.sampler.held(md.Sequence.Stream, t.Sub(d.at))
+		m.p.sampler.held(seq, t.Sub(d.at))
 		err := msg.Ack()
 		m.lat.record(time.Since(t))
+		acked(err)
 		m.count(0, err)
 		return
 	}
 	confirm := func() {
 		t := time.Now()
-		m.p.sampler.held(md.Sequence.Stream, t.Sub(d.at))
+		m.p.sampler.held(seq, t.Sub(d.at))
 		retries, timeouts, err := m.p.confirm(ctx, msg)
 		took := time.Since(t)
+		acked(err)
 		m.mu.Lock()
 		m.lat.record(took)
+		m.slowest = max(m.slowest, took)
 		m.timeouts += timeouts
 		m.mu.Unlock()
 		m.count(retries, err)
@@ -271,16 +326,16 @@ func (m *modeRun) handle(ctx context.Context, d delivery) {
 	}()
 }
 
-func (m *modeRun) ackOnce(ctx context.Context, msg jetstream.Msg) error {
+func (m *modeRun) ackOnce(ctx context.Context, msg jetstream.Msg) (retries int, err error) {
 	if m.mode == Standard {
-		return msg.Ack()
+		return 0, msg.Ack()
 	}
 	retries, timeouts, err := m.p.confirm(ctx, msg)
 	m.mu.Lock()
 	m.retries += retries
 	m.timeouts += timeouts
 	m.mu.Unlock()
-	return err
+	return retries, err
 }
 
 func (m *modeRun) count(retries int, err error) {
@@ -363,7 +418,10 @@ func (m *modeRun) readBack(ctx context.Context, inHand int, last bool) error {
 	ackedAt := time.Now()
 	dseq := m.lastDseq
 	visible := func(ci *jetstream.ConsumerInfo) bool {
-		return ci.AckFloor.Consumer >= dseq || ci.NumAckPending <= inHand+m.baseline
+		// Deliveries that never reached the probe stay ack-pending until
+		// AckWait brings them back; they are no sign of a slow ack.
+		lost := m.p.lostDeliveries() - m.lostAtStart
+		return ci.AckFloor.Consumer >= dseq || ci.NumAckPending <= max(0, inHand+m.baseline+lost)
 	}
 	ci, err := m.p.info(ctx)
 	if err != nil {
@@ -428,7 +486,7 @@ func (m *modeRun) finish() {
 
 // redelivered counts a redelivery against the mode that owns the message;
 // first is true for a message's first redelivery.
-func (p *prober) redelivered(owner int, cur *modeRun, first, seenBefore bool) {
+func (p *prober) redelivered(owner int, cur *modeRun, first, seenBefore, ackedBefore bool) {
 	var r *ModeResult
 	switch {
 	case owner == cur.idx:
@@ -441,8 +499,11 @@ func (p *prober) redelivered(owner int, cur *modeRun, first, seenBefore bool) {
 	r.Redelivered++
 	if first {
 		r.RedeliveredMessages++
-		if seenBefore {
+		switch {
+		case ackedBefore:
 			r.RedeliveredAfterAck++
+		case seenBefore:
+			r.RedeliveredBeforeAck++
 		}
 		if owner != cur.idx {
 			r.AckedOnce = max(0, r.AckedOnce-1)
@@ -473,7 +534,7 @@ func (m *modeRun) collect(ctx context.Context) error {
 			return nil
 		}
 		// Wait for the first redelivery, then take what else is ready.
-		first := (&fetcher{cons: m.p.cons, timeout: wait}).fetchOnce(ctx, 1)
+		first := (&fetcher{p: m.p, cons: m.p.cons, timeout: wait}).fetchOnce(ctx, 1)
 		if first.err != nil && !errors.Is(first.err, context.DeadlineExceeded) && !transient(first.err) {
 			return fmt.Errorf("%s run: collect redeliveries: %w", m.mode, first.err)
 		}
@@ -481,7 +542,7 @@ func (m *modeRun) collect(ctx context.Context) error {
 		if len(batch) > 0 && ci.NumAckPending > 1 {
 			if rest, err := m.p.cons.FetchNoWait(min(ci.NumAckPending-1, batchMax)); err == nil {
 				for msg := range rest.Messages() {
-					batch = append(batch, delivery{msg: msg, at: time.Now()})
+					batch = append(batch, m.p.received(msg))
 				}
 			}
 		}
@@ -503,6 +564,7 @@ func (m *modeRun) collect(ctx context.Context) error {
 // fetcher keeps at most one pull request in flight, so the next batch is
 // on its way while the current one is acked.
 type fetcher struct {
+	p       *prober
 	cons    jetstream.Consumer
 	timeout time.Duration
 	retries int
@@ -516,16 +578,30 @@ type fetched struct {
 	err  error
 }
 
-// delivery is a message and when the client received it; mark fills in
-// the rest.
+// delivery is a message as the client received it; mark fills in owner
+// and seenBefore.
 type delivery struct {
 	msg jetstream.Msg
-	at  time.Time
+	at  time.Time // when the client received it
+	md  *jetstream.MsgMetadata
+	err error // from reading the metadata
+	// ackedBefore is set on a redelivery of a message whose ack had
+	// landed when the redelivery arrived: checked on arrival, as a
+	// redelivery may wait in a prefetched batch while the ack completes.
+	ackedBefore bool
 
-	md         *jetstream.MsgMetadata
-	err        error // from reading the metadata
-	owner      int   // the mode that published it, or -1
-	seenBefore bool  // the client had received it before
+	owner      int  // the mode that published it, or -1
+	seenBefore bool // the client had received it before
+}
+
+// received records a delivery as it arrives.
+func (p *prober) received(msg jetstream.Msg) delivery {
+	d := delivery{msg: msg, at: time.Now()}
+	d.md, d.err = msg.Metadata()
+	if d.err == nil {
+		d.ackedBefore = p.ackedBefore(d.md)
+	}
+	return d
 }
 
 func (f *fetcher) start(ctx context.Context, n int) {
@@ -561,7 +637,7 @@ func (f *fetcher) fetchOnce(ctx context.Context, n int) fetched {
 	}
 	var out fetched
 	for msg := range batch.Messages() {
-		out.msgs = append(out.msgs, delivery{msg: msg, at: time.Now()})
+		out.msgs = append(out.msgs, f.p.received(msg))
 	}
 	if err := batch.Error(); err != nil && len(out.msgs) == 0 {
 		out.err = err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,28 +32,100 @@ type prober struct {
 	own ownership
 	// sampler collects the server's ack metrics; nil when unavailable.
 	sampler *sampler
+	// delivered counts the deliveries the probe received, to tell how
+	// many the consumer made that never arrived.
+	delivered struct {
+		base      uint64 // the consumer's delivered sequence before the first
+		baseSet   bool
+		count     uint64 // deliveries received
+		maxDseq   uint64 // highest consumer sequence received
+		recovered uint64 // messages first received through a redelivery
+	}
+}
+
+// deliveryBase records the consumer's delivered sequence the first time
+// it is read, before the probe received anything.
+func (p *prober) deliveryBase(ci *jetstream.ConsumerInfo) {
+	if !p.delivered.baseSet {
+		p.delivered.base, p.delivered.baseSet = ci.Delivered.Consumer, true
+	}
+}
+
+// lostDeliveries estimates how many deliveries the consumer made that
+// never reached the probe and have not come back yet: every delivery has
+// its own consumer sequence, so a gap below the highest one received is a
+// delivery lost on the way (in a leader change, a reconnect), ack-pending
+// on the server until AckWait brings the message back.
+func (p *prober) lostDeliveries() int {
+	d := &p.delivered
+	if d.maxDseq <= d.base {
+		return 0
+	}
+	gaps := int64(d.maxDseq-d.base) - int64(d.count)
+	return int(max(0, gaps-int64(d.recovered)))
 }
 
 type seqRange struct {
 	first, last uint64
 	// seen has a bit per sequence in the range, set once the client
-	// received the message; a bitmap keeps memory at a bit per message.
-	seen []uint64
+	// received the message, and acked one set once the probe's ack went
+	// out (standard) or was confirmed; bitmaps keep memory at two bits
+	// per message. seen belongs to the fetching goroutine; acked is set
+	// from confirming goroutines too, so it is accessed atomically.
+	seen, acked []uint64
 }
 
 func (r *seqRange) contains(seq uint64) bool { return seq >= r.first && seq <= r.last }
+
+func (r *seqRange) bit(seq uint64) (word int, mask uint64) {
+	i := seq - r.first
+	return int(i / 64), uint64(1) << (i % 64)
+}
+
+// alloc makes the bitmaps once the range is known, before any fetch.
+func (r *seqRange) alloc() {
+	r.seen = make([]uint64, (r.last-r.first)/64+1)
+	r.acked = make([]uint64, len(r.seen))
+}
 
 // markSeen records that seq was received and reports whether it had been
 // received before.
 func (r *seqRange) markSeen(seq uint64) (before bool) {
 	if r.seen == nil {
-		r.seen = make([]uint64, (r.last-r.first)/64+1)
+		r.alloc()
 	}
-	i := seq - r.first
-	w, b := i/64, uint64(1)<<(i%64)
+	w, b := r.bit(seq)
 	before = r.seen[w]&b != 0
 	r.seen[w] |= b
 	return before
+}
+
+// markAcked records that the probe acked seq; the message must have been
+// marked seen.
+func (r *seqRange) markAcked(seq uint64) {
+	w, b := r.bit(seq)
+	atomic.OrUint64(&r.acked[w], b)
+}
+
+// ackedBefore reports, for a redelivery received just now, whether the
+// probe's ack of an earlier delivery of the message had already landed.
+func (p *prober) ackedBefore(md *jetstream.MsgMetadata) bool {
+	if md.NumDelivered < 2 {
+		return false
+	}
+	if o := p.owner(md.Sequence.Stream); o >= 0 {
+		return p.ranges[o].isAcked(md.Sequence.Stream)
+	}
+	return false
+}
+
+// isAcked reports whether the probe had acked seq.
+func (r *seqRange) isAcked(seq uint64) bool {
+	if r.acked == nil {
+		return false
+	}
+	w, b := r.bit(seq)
+	return atomic.LoadUint64(&r.acked[w])&b != 0
 }
 
 // Run probes JetStream as cfg says. It returns a Result whenever the probe
@@ -229,6 +302,7 @@ func (p *prober) publish(ctx context.Context, i int) error {
 		}
 		sent += n
 	}
+	r.alloc()
 	return nil
 }
 
@@ -312,7 +386,7 @@ func (p *prober) check() {
 				p.problem("%d confirmed ack(s) were still ack-pending when the consumer was read back right after DoubleAck returned", m.Visibility.StaleReads)
 			}
 			if m.RedeliveredAfterAck > 0 {
-				p.problem("%d message(s) of the confirmed run were redelivered after the probe had received and acked them", m.RedeliveredAfterAck)
+				p.problem("%d message(s) of the confirmed run were redelivered after their confirmed ack", m.RedeliveredAfterAck)
 			}
 		case Standard:
 			v := m.Visibility
@@ -323,7 +397,10 @@ func (p *prober) check() {
 				p.note("standard: %d message(s) were redelivered after the probe had acked them (lost or late acks)", m.RedeliveredAfterAck)
 			}
 		}
-		if n := m.RedeliveredMessages - m.RedeliveredAfterAck; n > 0 {
+		if m.RedeliveredBeforeAck > 0 {
+			p.note("%s: %d message(s) were redelivered before their ack landed: held by the probe past the ack wait (%s), or sent again by a new consumer leader", m.Mode, m.RedeliveredBeforeAck, p.cfg.AckWait)
+		}
+		if n := m.RedeliveredMessages - m.RedeliveredAfterAck - m.RedeliveredBeforeAck; n > 0 {
 			p.note("%s: %d message(s) were redelivered that the probe had never received (a delivery lost on the way, e.g. in a leader change or reconnect), not an ack failure", m.Mode, n)
 		}
 	}

@@ -80,10 +80,16 @@ type ModeResult struct {
 	// RedeliveredMessages counts this mode's messages delivered more than
 	// once; AckedOnce those acked and never redelivered.
 	RedeliveredMessages int `json:"redelivered_messages"`
-	// RedeliveredAfterAck counts those the client had received (and so
-	// acked, or was acking) before the redelivery.
+	// RedeliveredAfterAck counts those whose redelivery arrived after the
+	// probe's ack had landed (standard: Ack() had returned; confirmed:
+	// DoubleAck had returned): lost or late acks.
 	RedeliveredAfterAck int `json:"redelivered_after_ack"`
-	AckedOnce           int `json:"acked_exactly_once"`
+	// RedeliveredBeforeAck counts those the client had received but whose
+	// redelivery arrived before the ack landed (held past AckWait, or sent
+	// again by a new consumer leader). The rest of RedeliveredMessages
+	// are deliveries that never reached the client.
+	RedeliveredBeforeAck int `json:"redelivered_before_ack"`
+	AckedOnce            int `json:"acked_exactly_once"`
 	// Timeouts counts confirmed-ack attempts that got no reply in time.
 	Timeouts int `json:"timeouts"`
 	// AckFrames and AcksLost are the fault proxy's counts for this mode:
