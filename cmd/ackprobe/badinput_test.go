@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -55,12 +54,7 @@ accounts {
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	jsURL, noJS, accounts := badInputServers(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "nats://" + l.Addr().String()
-	l.Close()
+	dead := natstest.RefusedURL(t)
 	missing := filepath.Join(t.TempDir(), "missing")
 
 	cases := []struct {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -264,12 +263,7 @@ func TestAgainstServerProcess(t *testing.T) {
 
 func TestExitCodes(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := fmt.Sprintf("nats://%s", l.Addr())
-	l.Close() // nothing listens there now
+	dead := natstest.RefusedURL(t)
 	cases := []struct {
 		name string
 		args []string
@@ -348,7 +342,7 @@ func TestCheckFailure(t *testing.T) {
 func TestDropAcksCommand(t *testing.T) {
 	t.Parallel()
 	s := natstest.RunServer(t)
-	r := ackprobe(t, nil, "compare", "--json", "-s", s.ClientURL(), "-n", "60", "--drop-acks", "0.25", "--ack-wait", "500ms")
+	r := ackprobe(t, nil, "compare", "--json", "-s", s.ClientURL(), "-n", "60", "--drop-acks", "0.25", "--ack-wait", "1s")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s\n%s", r.code, r.stderr, r.stdout)
 	}
@@ -367,8 +361,11 @@ func TestDropAcksCommand(t *testing.T) {
 	if std.RedeliveredAfterAck == 0 || std.AckedOnce+std.RedeliveredMessages != 60 {
 		t.Errorf("standard: %+v", std)
 	}
-	if conf.Redelivered != 0 || conf.Retries == 0 || conf.AckedOnce != 60 {
-		t.Errorf("confirmed: redelivered %d retries %d acked once %d", conf.Redelivered, conf.Retries, conf.AckedOnce)
+	// No confirmed ack may be followed by a redelivery. On a loaded machine
+	// a message can still outlast AckWait in the probe's hands while the
+	// acks before it are retried: that is counted apart, before the ack.
+	if conf.RedeliveredAfterAck != 0 || conf.RedeliveredMessages != conf.RedeliveredBeforeAck || conf.Retries == 0 || conf.Errors != 0 || conf.AckedOnce != 60-conf.RedeliveredMessages {
+		t.Errorf("confirmed: %+v", conf)
 	}
 	if res.Server.URL != s.ClientURL() {
 		t.Errorf("server url %q: the report should name the server, not the proxy", res.Server.URL)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ackprobe/ackprobe/internal/faults"
+	"github.com/ackprobe/ackprobe/internal/natstest"
 )
 
 // startServer runs an embedded JetStream server for the test.
@@ -393,12 +394,7 @@ func TestStartRejectsBadConfig(t *testing.T) {
 
 func TestUnreachableUpstreamAndClose(t *testing.T) {
 	// A port nobody listens on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := strings.TrimPrefix(natstest.RefusedURL(t), "nats://")
 
 	p, err := faults.Start(faults.Config{Upstream: addr})
 	if err != nil {
