@@ -2,12 +2,12 @@ package inspect
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nats-io/jsm.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -163,7 +163,9 @@ func (t Thresholds) ForConsumer(meta map[string]string) (Thresholds, []string, [
 		if !ok {
 			return
 		}
-		d, err := ParseDuration(v)
+		// Read as the nats CLI reads the same metadata: Go's units plus
+		// days, weeks, months and years ("2d", "1w").
+		d, err := jsm.ParseDuration(v)
 		if err != nil {
 			bad = append(bad, Reason{Rule: "metadata", Status: Warn, Message: fmt.Sprintf("%s=%q ignored: not a duration", key, v)})
 			return
@@ -207,17 +209,17 @@ func Check(ci *jetstream.ConsumerInfo, now time.Time, t Thresholds) Health {
 	if share, ok := ackPendingShare(ci); ok {
 		if s, at := level(share, t.Warn.AckPendingShare, t.Critical.AckPendingShare); s != OK {
 			add("ack-pending", s, "ack pending %d of max %d (%s); delivery stops at the maximum (%s at %g%%)",
-				ci.NumAckPending, ci.Config.MaxAckPending, percent(share), s, at)
+				ci.NumAckPending, ci.Config.MaxAckPending, Percent(share), s, at)
 		}
 	}
 	if s, at := level(ci.NumRedelivered, t.Warn.Redelivery, t.Critical.Redelivery); s != OK {
-		add("redelivery", s, "%d %s redelivered and not yet acked (%s at %d)", ci.NumRedelivered, plural(ci.NumRedelivered, "message", "messages"), s, at)
+		add("redelivery", s, "%d %s redelivered and not yet acked (%s at %d)", ci.NumRedelivered, Plural(ci.NumRedelivered, "message", "messages"), s, at)
 	}
 	if s, at := level(clampInt(ci.NumPending), t.Warn.Unprocessed, t.Critical.Unprocessed); s != OK {
-		add("unprocessed", s, "%d %s not yet delivered (%s at %d)", ci.NumPending, plural(int(min(ci.NumPending, 2)), "message", "messages"), s, at)
+		add("unprocessed", s, "%d %s not yet delivered (%s at %d)", ci.NumPending, Plural(int(min(ci.NumPending, 2)), "message", "messages"), s, at)
 	}
 	if s, at := level(ci.NumWaiting, t.Warn.Waiting, t.Critical.Waiting); s != OK {
-		add("waiting", s, "%d pull %s waiting (%s at %d)", ci.NumWaiting, plural(ci.NumWaiting, "request", "requests"), s, at)
+		add("waiting", s, "%d pull %s waiting (%s at %d)", ci.NumWaiting, Plural(ci.NumWaiting, "request", "requests"), s, at)
 	}
 	if ci.NumPending > 0 {
 		idle, never := since(ci.Delivered.Last, ci, now)
@@ -226,7 +228,7 @@ func Check(ci *jetstream.ConsumerInfo, now time.Time, t Thresholds) Health {
 			if never {
 				what = "no delivery seen by the consumer leader in " + Short(idle)
 			}
-			add("last-delivery", s, "%s while %d %s wait (%s at %s)", what, ci.NumPending, plural(int(min(ci.NumPending, 2)), "message", "messages"), s, Short(at))
+			add("last-delivery", s, "%s while %d %s wait (%s at %s)", what, ci.NumPending, Plural(int(min(ci.NumPending, 2)), "message", "messages"), s, Short(at))
 		}
 	}
 	if ci.NumAckPending > 0 {
@@ -236,7 +238,7 @@ func Check(ci *jetstream.ConsumerInfo, now time.Time, t Thresholds) Health {
 			if never {
 				what = "no ack seen by the consumer leader in " + Short(idle)
 			}
-			add("last-ack", s, "%s while %d %s ack pending (%s at %s)", what, ci.NumAckPending, plural(ci.NumAckPending, "message is", "messages are"), s, Short(at))
+			add("last-ack", s, "%s while %d %s ack pending (%s at %s)", what, ci.NumAckPending, Plural(ci.NumAckPending, "message is", "messages are"), s, Short(at))
 		}
 	}
 	if ci.Paused {
@@ -339,14 +341,16 @@ func ackPendingShare(ci *jetstream.ConsumerInfo) (float64, bool) {
 	return float64(ci.NumAckPending) * 100 / float64(ci.Config.MaxAckPending), true
 }
 
-func percent(v float64) string {
+// Percent writes a share as "80%" or "80.5%".
+func Percent(v float64) string {
 	if v == float64(int64(v)) {
 		return fmt.Sprintf("%d%%", int64(v))
 	}
 	return fmt.Sprintf("%.1f%%", v)
 }
 
-func plural(n int, one, many string) string {
+// Plural picks the word for n things.
+func Plural(n int, one, many string) string {
 	if n == 1 {
 		return one
 	}
@@ -407,44 +411,4 @@ func Short(d time.Duration) string {
 		return fmt.Sprintf("%dd", int(r.Hours())/24)
 	}
 	return fmt.Sprintf("%dd%dh", int(r.Hours())/24, int(r.Hours())%24)
-}
-
-var durationPart = regexp.MustCompile(`(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)`)
-
-// ParseDuration reads a duration as Go writes them, plus days (d) and
-// weeks (w), as the nats CLI reads its monitor metadata: "90s", "1h30m",
-// "2d", "1w".
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "0" {
-		return 0, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return d, nil
-	}
-	parts := durationPart.FindAllStringSubmatchIndex(s, -1)
-	if len(parts) == 0 {
-		return 0, fmt.Errorf("invalid duration %q", s)
-	}
-	var total time.Duration
-	end := 0
-	for _, p := range parts {
-		if p[0] != end {
-			return 0, fmt.Errorf("invalid duration %q", s)
-		}
-		end = p[1]
-		v, err := strconv.ParseFloat(s[p[2]:p[3]], 64)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q", s)
-		}
-		unit := map[string]time.Duration{
-			"ns": time.Nanosecond, "us": time.Microsecond, "µs": time.Microsecond, "ms": time.Millisecond,
-			"s": time.Second, "m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour,
-		}[s[p[4]:p[5]]]
-		total += time.Duration(v * float64(unit))
-	}
-	if end != len(s) {
-		return 0, fmt.Errorf("invalid duration %q", s)
-	}
-	return total, nil
 }

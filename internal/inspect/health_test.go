@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jsm.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -283,19 +284,23 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestParseDuration pins how metadata durations are read: with jsm.go's
+// parser, as the nats CLI reads the same keys.
 func TestParseDuration(t *testing.T) {
 	cases := map[string]time.Duration{
 		"0": 0, "90s": 90 * time.Second, "1h30m": 90 * time.Minute, "2d": 48 * time.Hour,
 		"1w": 7 * 24 * time.Hour, "1d12h": 36 * time.Hour, " 5m ": 5 * time.Minute, "1.5d": 36 * time.Hour,
+		// As the nats CLI reads them: months, and text after the last unit ignored.
+		"1M": 30 * 24 * time.Hour, "1d soon": 24 * time.Hour,
 	}
 	for in, want := range cases {
-		got, err := ParseDuration(in)
+		got, err := jsm.ParseDuration(in)
 		if err != nil || got != want {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "soon", "5x", "d", "1d soon"} {
-		if _, err := ParseDuration(in); err == nil {
+	for _, in := range []string{"", "soon", "5x", "d"} {
+		if _, err := jsm.ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", in)
 		}
 	}

@@ -58,7 +58,7 @@ func (p *prober) runMode(ctx context.Context, idx int) (ModeResult, error) {
 		p: p, idx: idx, mode: p.cfg.Modes[idx],
 		t0:  time.Now(),
 		lat: newRecorder(), lag: newRecorder(),
-		fetch: &fetcher{p: p, cons: p.cons, timeout: p.cfg.Timeout, retries: p.cfg.Retries},
+		fetch: &fetcher{p: p, timeout: p.cfg.Timeout, retries: p.cfg.Retries},
 	}
 	m.res.Mode = m.mode
 	m.res.Steps = []Step{}
@@ -287,8 +287,7 @@ func (m *modeRun) handle(ctx context.Context, d delivery) {
 		// A message the client acked (or is acking) before, or another
 		// mode's: ack it so it goes away, but keep it out of this mode's
 		// figures.
-		_, err := m.ackOnce(ctx, msg)
-		acked(err)
+		acked(m.ackOnce(ctx, msg))
 		return
 	}
 	if m.mode == Standard {
@@ -326,16 +325,16 @@ func (m *modeRun) handle(ctx context.Context, d delivery) {
 	}()
 }
 
-func (m *modeRun) ackOnce(ctx context.Context, msg jetstream.Msg) (retries int, err error) {
+func (m *modeRun) ackOnce(ctx context.Context, msg jetstream.Msg) error {
 	if m.mode == Standard {
-		return 0, msg.Ack()
+		return msg.Ack()
 	}
 	retries, timeouts, err := m.p.confirm(ctx, msg)
 	m.mu.Lock()
 	m.retries += retries
 	m.timeouts += timeouts
 	m.mu.Unlock()
-	return retries, err
+	return err
 }
 
 func (m *modeRun) count(retries int, err error) {
@@ -534,7 +533,7 @@ func (m *modeRun) collect(ctx context.Context) error {
 			return nil
 		}
 		// Wait for the first redelivery, then take what else is ready.
-		first := (&fetcher{p: m.p, cons: m.p.cons, timeout: wait}).fetchOnce(ctx, 1)
+		first := (&fetcher{p: m.p, timeout: wait}).fetchOnce(ctx, 1)
 		if first.err != nil && !errors.Is(first.err, context.DeadlineExceeded) && !transient(first.err) {
 			return fmt.Errorf("%s run: collect redeliveries: %w", m.mode, first.err)
 		}
@@ -565,7 +564,6 @@ func (m *modeRun) collect(ctx context.Context) error {
 // on its way while the current one is acked.
 type fetcher struct {
 	p       *prober
-	cons    jetstream.Consumer
 	timeout time.Duration
 	retries int
 
@@ -631,7 +629,7 @@ func (f *fetcher) start(ctx context.Context, n int) {
 func (f *fetcher) fetchOnce(ctx context.Context, n int) fetched {
 	fctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	batch, err := f.cons.Fetch(n, jetstream.FetchContext(fctx))
+	batch, err := f.p.cons.Fetch(n, jetstream.FetchContext(fctx))
 	if err != nil {
 		return fetched{err: err}
 	}

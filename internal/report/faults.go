@@ -79,7 +79,7 @@ func faultStory(m probe.ModeResult) (held bool, text string) {
 	}
 	switch {
 	case lost == 0:
-		return false, fmt.Sprintf("%s: no ack was lost on the way, so there is nothing to show", modeLabel(m.Mode))
+		return false, fmt.Sprintf("%s: no ack was lost on the way, so there is nothing to show", string(m.Mode))
 	case m.Mode == probe.Standard && m.RedeliveredAfterAck > 0:
 		return true, fmt.Sprintf("standard: %s ack(s) lost on the way; Ack() returned no error for any of them, and %s message(s) came back as redeliveries after the ack wait.",
 			num(lost), num(m.RedeliveredAfterAck))

@@ -100,7 +100,7 @@ func overview(b *strings.Builder, snap *inspect.Snapshot, p palette) {
 		}
 		consumers := p.dim.Sprint("no consumers")
 		if n := len(st.Consumers); n > 0 {
-			consumers = p.dim.Sprintf("%s %s", num(n), plural(n, "consumer", "consumers"))
+			consumers = p.dim.Sprintf("%s %s", num(n), inspect.Plural(n, "consumer", "consumers"))
 		}
 		row := table.Row{p.bold.Sprint(st.Name), consumers, withDelta(num(st.Messages), st.Delta, func(d *inspect.StreamDelta) int64 { return d.Messages }, p),
 			humanize.IBytes(st.Bytes), "", "", "", "", "", ""}
@@ -170,7 +170,7 @@ func withDelta[D any](s string, d *D, f func(*D) int64, p palette) string {
 	if d == nil {
 		return s
 	}
-	return s + " " + p.delta(f(d), false)
+	return s + " " + p.delta(f(d))
 }
 
 func ackPending(c *inspect.Consumer) string {
@@ -284,24 +284,17 @@ func reasons(b *strings.Builder, streams []inspect.Stream, withStream bool, p pa
 }
 
 func verdictLine(b *strings.Builder, s inspect.Summary, p palette) {
-	counts := fmt.Sprintf("%s %s, %s %s", num(s.Streams), plural(s.Streams, "stream", "streams"), num(s.Consumers), plural(s.Consumers, "consumer", "consumers"))
+	counts := fmt.Sprintf("%s %s, %s %s", num(s.Streams), inspect.Plural(s.Streams, "stream", "streams"), num(s.Consumers), inspect.Plural(s.Consumers, "consumer", "consumers"))
 	switch {
 	case s.Critical > 0:
-		fmt.Fprintf(b, "%s  %s\n", p.bad.Sprintf("CRITICAL: %s of %s %s critical", num(s.Critical), num(s.Consumers), plural(s.Consumers, "consumer", "consumers")), p.dim.Sprintf("(%s; %d warn, %d ok)", counts, s.Warn, s.OK))
+		fmt.Fprintf(b, "%s  %s\n", p.bad.Sprintf("CRITICAL: %s of %s %s critical", num(s.Critical), num(s.Consumers), inspect.Plural(s.Consumers, "consumer", "consumers")), p.dim.Sprintf("(%s; %d warn, %d ok)", counts, s.Warn, s.OK))
 	case s.Warn > 0:
-		fmt.Fprintf(b, "%s  %s\n", p.warn.Sprintf("WARN: %s of %s %s worth a look, none critical", num(s.Warn), num(s.Consumers), plural(s.Consumers, "consumer", "consumers")), p.dim.Sprintf("(%s; %d ok)", counts, s.OK))
+		fmt.Fprintf(b, "%s  %s\n", p.warn.Sprintf("WARN: %s of %s %s worth a look, none critical", num(s.Warn), num(s.Consumers), inspect.Plural(s.Consumers, "consumer", "consumers")), p.dim.Sprintf("(%s; %d ok)", counts, s.OK))
 	case s.Consumers == 0:
 		fmt.Fprintf(b, "%s\n", p.dim.Sprintf("%s, nothing to judge", counts))
 	default:
 		fmt.Fprintf(b, "%s  %s\n", p.good.Sprint("OK: every consumer healthy"), p.dim.Sprintf("(%s)", counts))
 	}
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // kv writes aligned "key  value" lines under a heading.
@@ -358,7 +351,7 @@ func streamView(b *strings.Builder, st *inspect.Stream, p palette) {
 		limit(int64(cfg.MaxAge), func(v int64) string { return inspect.Short(time.Duration(v)) }),
 		limit(int64(cfg.MaxMsgSize), func(v int64) string { return humanize.IBytes(uint64(v)) }),
 		limit(cfg.MaxMsgsPerSubject, num[int64]), limit(int64(cfg.MaxConsumers), num[int64])))
-	state := fmt.Sprintf("%s %s, %s", num(st.Messages), plural(int(min(st.Messages, 2)), "message", "messages"), humanize.IBytes(st.Bytes))
+	state := fmt.Sprintf("%s %s, %s", num(st.Messages), inspect.Plural(int(min(st.Messages, 2)), "message", "messages"), humanize.IBytes(st.Bytes))
 	if st.LastSeq > 0 {
 		state += fmt.Sprintf(", sequences %s–%s", num(st.FirstSeq), num(st.LastSeq))
 	}
@@ -369,7 +362,7 @@ func streamView(b *strings.Builder, st *inspect.Stream, p palette) {
 		state += fmt.Sprintf(", last message %s ago", inspect.Short(time.Duration(*st.LastAge)))
 	}
 	if d := st.Delta; d != nil {
-		state += fmt.Sprintf(", %s since the last refresh", p.delta(d.Messages, false))
+		state += fmt.Sprintf(", %s since the last refresh", p.delta(d.Messages))
 		if d.StoredPerSec > 0 {
 			state += fmt.Sprintf(" (%s stored)", rate(d.StoredPerSec))
 		}
@@ -487,7 +480,7 @@ func consumerView(b *strings.Builder, st *inspect.Stream, c *inspect.Consumer, p
 	if m := metadataLine(cfg.Metadata); m != "" {
 		k.add("metadata", m)
 	}
-	stream := fmt.Sprintf("%s: %s %s, %s", st.Name, num(st.Messages), plural(int(min(st.Messages, 2)), "message", "messages"), humanize.IBytes(st.Bytes))
+	stream := fmt.Sprintf("%s: %s %s, %s", st.Name, num(st.Messages), inspect.Plural(int(min(st.Messages, 2)), "message", "messages"), humanize.IBytes(st.Bytes))
 	if st.LastAge != nil {
 		stream += fmt.Sprintf(", last message %s ago", inspect.Short(time.Duration(*st.LastAge)))
 	}
@@ -511,23 +504,23 @@ func consumerView(b *strings.Builder, st *inspect.Stream, c *inspect.Consumer, p
 		if d == nil {
 			return ""
 		}
-		return "  (" + p.delta(f(d), false) + ")"
+		return "  (" + p.delta(f(d)) + ")"
 	}
 	k.add("pending", paint(num(c.NumPending)+" not yet delivered", "unprocessed")+moved(func(d *inspect.Delta) int64 { return d.Pending }))
 	ap := num(c.NumAckPending) + " delivered, not yet acked"
 	if c.AckPendingShare != nil {
-		ap = fmt.Sprintf("%s of max %s (%s)", num(c.NumAckPending), num(c.MaxAckPending), sharePct(*c.AckPendingShare))
+		ap = fmt.Sprintf("%s of max %s (%s)", num(c.NumAckPending), num(c.MaxAckPending), inspect.Percent(*c.AckPendingShare))
 	}
 	k.add("ack pending", paint(ap, "outstanding-ack", "ack-pending")+moved(func(d *inspect.Delta) int64 { return d.AckPending }))
 	k.add("redelivered", paint(num(c.NumRedelivered), "redelivery")+moved(func(d *inspect.Delta) int64 { return d.Redelivered }))
 	if c.Kind == "pull" {
-		k.add("waiting", paint(num(c.NumWaiting)+" pull "+plural(c.NumWaiting, "request", "requests"), "waiting"))
+		k.add("waiting", paint(num(c.NumWaiting)+" pull "+inspect.Plural(c.NumWaiting, "request", "requests"), "waiting"))
 	}
 	k.add("last delivered", paint(sequenceLine(c.Delivered), "last-delivery"))
 	k.add("ack floor", paint(sequenceLine(c.AckFloor), "last-ack"))
 	if d != nil {
-		k.add("since refresh", fmt.Sprintf("%s delivered (%s), %s acked (%s), ack floor %s, in %s", p.delta(d.Delivered, false), rate(d.DeliveredPerSec),
-			p.delta(d.Acked, false), rate(d.AckedPerSec), p.delta(d.AckFloor, false), inspect.Short(time.Duration(d.Interval))))
+		k.add("since refresh", fmt.Sprintf("%s delivered (%s), %s acked (%s), ack floor %s, in %s", p.delta(d.Delivered), rate(d.DeliveredPerSec),
+			p.delta(d.Acked), rate(d.AckedPerSec), p.delta(d.AckFloor), inspect.Short(time.Duration(d.Interval))))
 	}
 	if c.Paused {
 		until := ""
@@ -569,13 +562,6 @@ func sequenceLine(s inspect.Sequence) string {
 		return v + fmt.Sprintf(", %s ago", inspect.Short(time.Duration(*s.Age)))
 	}
 	return v
-}
-
-func sharePct(v float64) string {
-	if v == float64(int64(v)) {
-		return fmt.Sprintf("%d%%", int64(v))
-	}
-	return fmt.Sprintf("%.1f%%", v)
 }
 
 func clusterLine(c *inspect.Cluster, now time.Time, p palette) string {

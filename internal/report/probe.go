@@ -101,12 +101,12 @@ func stepsTable(res *probe.Result, p palette) string {
 			st := m.Steps[si]
 			mode := ""
 			if si == 0 {
-				mode = p.bold.Sprint(modeLabel(m.Mode))
+				mode = p.bold.Sprint(string(m.Mode))
 			}
 			dp, da := "", ""
 			if prev != nil {
-				dp = p.delta(int64(st.NumPending)-int64(prev.NumPending), false)
-				da = p.delta(int64(st.NumAckPending)-int64(prev.NumAckPending), false)
+				dp = p.delta(int64(st.NumPending) - int64(prev.NumPending))
+				da = p.delta(int64(st.NumAckPending) - int64(prev.NumAckPending))
 			}
 			t.AppendRow(table.Row{mode, st.Step, num(st.NumPending), dp, num(st.NumAckPending), da,
 				num(st.AckFloorStreamSeq), num(st.DeliveredStreamSeq), num(st.NumRedelivered), stepView(m, si, p)})
@@ -114,13 +114,6 @@ func stepsTable(res *probe.Result, p palette) string {
 		}
 	}
 	return t.Render() + "\n"
-}
-
-func modeLabel(m probe.Mode) string {
-	if m == probe.Confirmed {
-		return "confirmed"
-	}
-	return "standard"
 }
 
 // stepView explains one snapshot in words.
@@ -241,7 +234,7 @@ func modeTable(res *probe.Result, p palette) (table.Writer, func(label string, f
 	head := table.Row{""}
 	cols := make([]int, 0, len(res.Modes))
 	for i, m := range res.Modes {
-		head = append(head, p.bold.Sprint(modeLabel(m.Mode)))
+		head = append(head, p.bold.Sprint(string(m.Mode)))
 		cols = append(cols, i+2)
 	}
 	t.AppendHeader(head)
@@ -262,7 +255,7 @@ func histograms(b *strings.Builder, res *probe.Result, p palette) {
 		if len(l.Buckets) == 0 {
 			continue
 		}
-		fmt.Fprintf(b, "%s ack call latency (%s acks)\n", p.bold.Sprint(modeLabel(m.Mode)), num(l.Count))
+		fmt.Fprintf(b, "%s ack call latency (%s acks)\n", p.bold.Sprint(string(m.Mode)), num(l.Count))
 		var peak int64
 		for _, bk := range l.Buckets {
 			peak = max(peak, bk.Count)
@@ -328,7 +321,7 @@ func modeVerdict(m probe.ModeResult, count int) string {
 		}
 		return fmt.Sprintf("confirmed ack: DoubleAck() returned in %s, after the server had applied the ack: the read-back showed it at once.", call)
 	}
-	s := fmt.Sprintf("%s: %s acks at %s, p99 %s;", modeLabel(m.Mode), num(m.Acks), rate(m.AcksPerSec), us(m.AckLatencyUS.P99))
+	s := fmt.Sprintf("%s: %s acks at %s, p99 %s;", string(m.Mode), num(m.Acks), rate(m.AcksPerSec), us(m.AckLatencyUS.P99))
 	switch {
 	case v.NotVisible > 0:
 		s += fmt.Sprintf(" %s of %s immediate read-backs still showed the ack pending, and %s never showed it (the ack was lost)", num(v.StaleReads), num(v.ReadBacks), num(v.NotVisible))

@@ -102,10 +102,8 @@ func rate(v float64) string {
 }
 
 // delta formats the change of a figure, colored by whether it moved.
-func (p palette) delta(d int64, first bool) string {
+func (p palette) delta(d int64) string {
 	switch {
-	case first:
-		return ""
 	case d == 0:
 		return p.dim.Sprint("±0")
 	case d > 0:
