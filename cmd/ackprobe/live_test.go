@@ -264,4 +264,26 @@ func TestTLS(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "plain (non-TLS)") {
 		t.Errorf("--drop-acks with TLS: exit %d %q", r.code, r.stderr)
 	}
+	// Nor through TLS that nats.go starts by itself because the server
+	// requires it, with a nats:// URL and no TLS flag (the CA trusted
+	// through the system roots here).
+	tc, err = server.GenTLSConfig(&server.TLSConfigOpts{CertFile: f("server.pem"), KeyFile: f("server-key.pem"), Timeout: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o = natstest.Options(t)
+	o.TLSConfig, o.TLS, o.TLSTimeout = tc, true, 2
+	required := natstest.RunServerWith(t, o)
+	r = ackprobe(t, map[string]string{"SSL_CERT_FILE": f("ca.pem")}, "compare", "-s", required.ClientURL(), "--drop-acks", "0.1")
+	if r.code != 2 || !strings.Contains(r.stderr, "plain (non-TLS)") {
+		t.Errorf("--drop-acks to a server that requires TLS: exit %d %q", r.code, r.stderr)
+	}
+	// The embedded server takes no TLS settings from the environment.
+	r = ackprobe(t, map[string]string{"NATS_CA": f("ca.pem"), "NATS_CERT": f("client.pem"), "NATS_KEY": f("client-key.pem")}, "compare", "--json", "--embedded")
+	if r.code != 0 || !decode(t, r.stdout).Server.Embedded {
+		t.Errorf("--embedded with NATS_CA set: exit %d %q", r.code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stderr, "--embedded: started an embedded nats-server") {
+		t.Errorf("--embedded notice: %q", r.stderr)
+	}
 }

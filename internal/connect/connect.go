@@ -105,8 +105,12 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		c.Embedded = srv
 		url = srv.URL()
 		if o.Notice != nil {
-			fmt.Fprintf(o.Notice, "no server given: started an embedded nats-server %s with JetStream on %s (use -s URL to probe a real server)\n",
-				embedded.Version(), url)
+			why := "no server given"
+			if o.Embedded {
+				why = "--embedded"
+			}
+			fmt.Fprintf(o.Notice, "%s: started an embedded nats-server %s with JetStream on %s (use -s URL to probe a real server)\n",
+				why, embedded.Version(), url)
 		}
 	}
 	c.URL = url
@@ -144,6 +148,12 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 			return nil, &DialError{URL: redact(url), Err: d.err}
 		}
 		c.NC = d.nc
+		if o.Faults != nil && c.NC.TLSRequired() {
+			// nats.go upgraded to TLS because the server requires it:
+			// the proxy would pass ciphertext and inject nothing.
+			c.Close()
+			return nil, ErrFaultsNeedPlain
+		}
 	case <-ctx.Done():
 		go func() {
 			if d := <-done; d.nc != nil {
@@ -172,21 +182,27 @@ func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
 	if name == "" {
 		name = "ackprobe"
 	}
-	// The context's options come first, so that flags given explicitly,
-	// applied after them, win.
-	opts := append([]nats.Option{}, o.contextOpts...)
-	opts = append(opts,
+	opts := []nats.Option{
 		nats.Name(name),
 		nats.Timeout(o.Timeout),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond),
+		nats.ReconnectWait(100 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.mu.Lock()
 			c.lastErr = err
 			c.mu.Unlock()
 		}),
-	)
+	}
+	if o.UsesEmbedded() {
+		// The embedded server has no TLS and no users: credentials from
+		// the environment (NATS_CA, NATS_CREDS, …) or a context are for
+		// real servers.
+		return opts, nil
+	}
+	// The context's options come first, so that flags given explicitly,
+	// applied after them, win.
+	opts = append(append([]nats.Option{}, o.contextOpts...), opts...)
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
 	}
@@ -221,6 +237,9 @@ func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
 // UsesTLS reports whether the options ask for TLS to the server, in which
 // case a proxy in between cannot see the protocol.
 func (o Options) UsesTLS() bool {
+	if o.UsesEmbedded() {
+		return false
+	}
 	if o.TLSCert != "" || o.TLSCA != "" || o.TLSFirst || o.contextTLS {
 		return true
 	}
