@@ -117,7 +117,17 @@ func (m *modeRun) run(ctx context.Context) error {
 	received := 0 // first deliveries of this mode's messages
 	handled := 0  // messages acked or being acked
 	ackStart := time.Now()
-	m.fetch.start(ctx, m.batchSize(count, handled, ackStart))
+	// The fetch in flight when the run ends early (it gave up, or failed)
+	// is cancelled and waited for, so it cannot outlive the mode.
+	fctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); m.fetch.settle(context.Background()) }()
+	if carried := m.p.carried; len(carried) > 0 {
+		// Messages of this mode an earlier mode's fetch received.
+		m.p.carried = nil
+		m.fetch.ready = &fetched{msgs: carried}
+	} else {
+		m.fetch.start(fctx, m.batchSize(count, handled, ackStart))
+	}
 	var paused time.Duration
 	var stalled time.Time // when the consumer stopped delivering
 	for received < count {
@@ -129,7 +139,7 @@ func (m *modeRun) run(ctx context.Context) error {
 			// the consumer still holds some.
 			var waiting bool
 			if waiting, err = m.awaitRedelivery(ctx, &stalled); waiting {
-				m.fetch.start(ctx, m.batchSize(count-received, handled, ackStart))
+				m.fetch.start(fctx, m.batchSize(count-received, handled, ackStart))
 				continue
 			}
 		}
@@ -139,9 +149,9 @@ func (m *modeRun) run(ctx context.Context) error {
 		stalled = time.Time{}
 		received += m.mark(batch)
 		if left := count - received; left > 0 {
-			m.fetch.start(ctx, m.batchSize(left, handled, ackStart))
+			m.fetch.start(fctx, m.batchSize(left, handled, ackStart))
 		}
-		if count == 1 {
+		if count == 1 && received == 1 {
 			if _, err := m.step(ctx, "received"); err != nil {
 				return err
 			}
@@ -216,9 +226,14 @@ func (m *modeRun) mark(batch []delivery) (fresh int) {
 		if d.err != nil {
 			continue
 		}
-		m.p.delivered.count++
-		m.p.delivered.maxDseq = max(m.p.delivered.maxDseq, d.md.Sequence.Consumer)
-		d.owner = m.p.owner(d.md.Sequence.Stream)
+		if !d.counted {
+			d.counted = true
+			m.p.delivered.count++
+			m.p.delivered.maxDseq = max(m.p.delivered.maxDseq, d.md.Sequence.Consumer)
+		}
+		if d.owner = m.p.owner(d.md.Sequence.Stream); d.owner > m.idx {
+			continue // the later mode marks it when it handles it
+		}
 		if d.owner >= 0 {
 			d.seenBefore = m.p.ranges[d.owner].markSeen(d.md.Sequence.Stream)
 			if !d.seenBefore && d.md.NumDelivered > 1 {
@@ -268,6 +283,12 @@ func (m *modeRun) handle(ctx context.Context, d delivery) {
 	msg, md, owner := d.msg, d.md, d.owner
 	if d.err != nil {
 		m.fail(d.err)
+		return
+	}
+	if owner > m.idx {
+		// A later mode's message, fetched when this mode's missing ones
+		// (deliveries lost on the way) were asked for: that mode takes it.
+		m.p.carried = append(m.p.carried, d)
 		return
 	}
 	seq := md.Sequence.Stream
@@ -413,7 +434,7 @@ func (m *modeRun) readBack(ctx context.Context, inHand int, last bool) error {
 		return nil
 	}
 	m.inflight.Wait()
-	inHand += m.fetch.settle(ctx)
+	inHand += m.fetch.settle(ctx) + len(m.p.carried)
 	ackedAt := time.Now()
 	dseq := m.lastDseq
 	visible := func(ci *jetstream.ConsumerInfo) bool {
@@ -590,6 +611,7 @@ type delivery struct {
 
 	owner      int  // the mode that published it, or -1
 	seenBefore bool // the client had received it before
+	counted    bool // in prober.delivered
 }
 
 // received records a delivery as it arrives.

@@ -30,6 +30,9 @@ type prober struct {
 	ranges []seqRange
 	// own records what this run created, for cleanup.
 	own ownership
+	// carried holds later modes' messages that an earlier mode's fetch
+	// received; the mode they belong to starts with them.
+	carried []delivery
 	// sampler collects the server's ack metrics; nil when unavailable.
 	sampler *sampler
 	// delivered counts the deliveries the probe received, to tell how
