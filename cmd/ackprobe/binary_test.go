@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ackprobe/ackprobe/internal/natstest"
 )
 
 var (
@@ -19,6 +21,15 @@ var (
 	binPath string
 	binErr  error
 )
+
+// TestMain removes the binaries the tests built once they are done.
+func TestMain(m *testing.M) {
+	os.Exit(natstest.Main(m, func() {
+		if binPath != "" {
+			_ = os.RemoveAll(filepath.Dir(binPath))
+		}
+	}))
+}
 
 // binary builds ackprobe once per test run and returns its path.
 func binary(t *testing.T) string {

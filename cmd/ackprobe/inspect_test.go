@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ackprobe/ackprobe/internal/inspect"
+	"github.com/ackprobe/ackprobe/internal/marks"
 	"github.com/ackprobe/ackprobe/internal/natstest"
-	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
 // inspectServer is a server with some state, set up through the JetStream
@@ -37,7 +37,7 @@ func newInspectServer(t *testing.T) *inspectServer {
 	s := natstest.RunServer(t)
 	_, js := natstest.Connect(t, s.ClientURL())
 	ctx := inspectCtx(t)
-	mark := map[string]string{probe.MetaOwner: "ackprobe"}
+	mark := map[string]string{marks.Owner: "ackprobe"}
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.MemoryStorage},
 		{Name: "ACKPROBE_T", Subjects: []string{"ackprobe.t"}, Storage: jetstream.MemoryStorage, Metadata: mark},

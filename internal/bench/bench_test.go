@@ -32,11 +32,11 @@ var (
 
 // TestMain stops the shared server after the last benchmark.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	for i := len(cleanups) - 1; i >= 0; i-- {
-		cleanups[i]()
-	}
-	os.Exit(code)
+	os.Exit(natstest.Main(m, func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}))
 }
 
 // server starts one separate nats-server process for all benchmarks.

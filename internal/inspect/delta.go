@@ -3,14 +3,13 @@ package inspect
 import (
 	"time"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
 // Delta is how a consumer moved between two snapshots.
 type Delta struct {
-	Interval probe.Duration `json:"interval"`
+	Interval doc.Duration `json:"interval"`
 	// Pending and AckPending are the changes of num_pending and
 	// num_ack_pending.
 	Pending    int64 `json:"pending"`
@@ -34,9 +33,9 @@ type Delta struct {
 
 // StreamDelta is how a stream moved between two snapshots.
 type StreamDelta struct {
-	Interval probe.Duration `json:"interval"`
-	Messages int64          `json:"messages"`
-	Bytes    int64          `json:"bytes"`
+	Interval doc.Duration `json:"interval"`
+	Messages int64        `json:"messages"`
+	Bytes    int64        `json:"bytes"`
 	// Stored is how far the last sequence moved: messages stored, whatever
 	// limits or acks removed since.
 	Stored       int64   `json:"stored"`
@@ -60,7 +59,7 @@ func Diff(prev, cur *Snapshot) {
 		iv := interval(was.TimeStamp, st.TimeStamp, fallback)
 		stored := int64(st.LastSeq) - int64(was.LastSeq)
 		st.Delta = &StreamDelta{
-			Interval:     probe.Duration(iv),
+			Interval:     doc.Duration(iv),
 			Messages:     int64(st.Messages) - int64(was.Messages),
 			Bytes:        int64(st.Bytes) - int64(was.Bytes),
 			Stored:       stored,
@@ -80,7 +79,7 @@ func Diff(prev, cur *Snapshot) {
 				acked = 0
 			}
 			c.Delta = &Delta{
-				Interval:        probe.Duration(iv),
+				Interval:        doc.Duration(iv),
 				Pending:         int64(c.NumPending) - int64(old.NumPending),
 				AckPending:      ackPending,
 				Redelivered:     int64(c.NumRedelivered) - int64(old.NumRedelivered),

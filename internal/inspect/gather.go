@@ -10,10 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
 // Options say what to look at and how.
@@ -74,12 +73,12 @@ func Gather(ctx context.Context, js jetstream.JetStream, o Options) (*Snapshot, 
 	}
 	snap.summarize()
 	snap.Requests = int(c.requests.Load())
-	snap.Elapsed = probe.Duration(time.Since(start).Round(time.Microsecond))
+	snap.Elapsed = doc.Duration(time.Since(start).Round(time.Microsecond))
 	return snap, nil
 }
 
-func serverInfo(nc *nats.Conn) probe.ServerInfo {
-	return probe.ServerInfo{
+func serverInfo(nc *nats.Conn) doc.ServerInfo {
+	return doc.ServerInfo{
 		URL:     nc.ConnectedUrlRedacted(),
 		Name:    nc.ConnectedServerName(),
 		Version: nc.ConnectedServerVersion(),

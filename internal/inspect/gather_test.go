@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ackprobe/ackprobe/internal/marks"
 	"github.com/ackprobe/ackprobe/internal/natstest"
-	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -37,7 +37,7 @@ func fixture(t *testing.T) jetstream.JetStream {
 	ctx := testCtx(t)
 	mustStream(t, js, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.MemoryStorage})
 	mustStream(t, js, jetstream.StreamConfig{Name: "EMPTY", Subjects: []string{"empty.>"}, Storage: jetstream.MemoryStorage})
-	mark := map[string]string{probe.MetaOwner: "ackprobe"}
+	mark := map[string]string{marks.Owner: "ackprobe"}
 	mustStream(t, js, jetstream.StreamConfig{Name: "ACKPROBE_T", Subjects: []string{"ackprobe.t"}, Storage: jetstream.MemoryStorage, Metadata: mark})
 	mustConsumer(t, js, "ACKPROBE_T", jetstream.ConsumerConfig{Durable: "ACKPROBE_T", AckPolicy: jetstream.AckExplicitPolicy, Metadata: mark})
 	publish(t, js, "orders.new", 10)

@@ -8,14 +8,14 @@ package inspect
 import (
 	"time"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
+	"github.com/ackprobe/ackprobe/internal/marks"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
 // Snapshot is what one look at the account found.
 type Snapshot struct {
-	Server probe.ServerInfo `json:"server"`
+	Server doc.ServerInfo `json:"server"`
 	// Scope is what was asked for: everything, one stream or one consumer.
 	Scope   Scope     `json:"scope"`
 	Taken   time.Time `json:"taken"`
@@ -25,8 +25,8 @@ type Snapshot struct {
 	Missing []Missing `json:"missing_streams,omitempty"`
 	Summary Summary   `json:"summary"`
 	// Requests is the number of JetStream API requests the look took.
-	Requests int            `json:"requests"`
-	Elapsed  probe.Duration `json:"elapsed"`
+	Requests int          `json:"requests"`
+	Elapsed  doc.Duration `json:"elapsed"`
 }
 
 // Scope narrows a snapshot to one stream, or one consumer of it.
@@ -53,16 +53,16 @@ type Summary struct {
 
 // Stream is a stream's configuration and state, with its consumers.
 type Stream struct {
-	Name          string          `json:"name"`
-	Messages      uint64          `json:"messages"`
-	Bytes         uint64          `json:"bytes"`
-	FirstSeq      uint64          `json:"first_seq"`
-	LastSeq       uint64          `json:"last_seq"`
-	LastTime      *time.Time      `json:"last_ts,omitempty"`
-	LastAge       *probe.Duration `json:"last_age,omitempty"`
-	NumDeleted    int             `json:"num_deleted"`
-	NumSubjects   uint64          `json:"num_subjects"`
-	ConsumerCount int             `json:"consumer_count"`
+	Name          string        `json:"name"`
+	Messages      uint64        `json:"messages"`
+	Bytes         uint64        `json:"bytes"`
+	FirstSeq      uint64        `json:"first_seq"`
+	LastSeq       uint64        `json:"last_seq"`
+	LastTime      *time.Time    `json:"last_ts,omitempty"`
+	LastAge       *doc.Duration `json:"last_age,omitempty"`
+	NumDeleted    int           `json:"num_deleted"`
+	NumSubjects   uint64        `json:"num_subjects"`
+	ConsumerCount int           `json:"consumer_count"`
 	// Ackprobe marks a stream that ackprobe created.
 	Ackprobe  bool      `json:"ackprobe"`
 	Created   time.Time `json:"created"`
@@ -96,7 +96,7 @@ type Consumer struct {
 	AckFloor        Sequence        `json:"ack_floor"`
 	Paused          bool            `json:"paused"`
 	PauseUntil      *time.Time      `json:"pause_until,omitempty"`
-	PauseRemaining  probe.Duration  `json:"pause_remaining,omitempty"`
+	PauseRemaining  doc.Duration    `json:"pause_remaining,omitempty"`
 	PriorityGroups  []PriorityGroup `json:"priority_groups,omitempty"`
 	// Kind is "pull" or "push".
 	Kind      string `json:"kind"`
@@ -118,7 +118,7 @@ type Sequence struct {
 	StreamSeq   uint64     `json:"stream_seq"`
 	Last        *time.Time `json:"last_active,omitempty"`
 	// Age is the time from Last to the server's timestamp of the report.
-	Age *probe.Duration `json:"age,omitempty"`
+	Age *doc.Duration `json:"age,omitempty"`
 }
 
 // PriorityGroup is a priority group and the client pinned to it, if any.
@@ -138,11 +138,11 @@ type Cluster struct {
 
 // Replica is one follower of a clustered stream or consumer.
 type Replica struct {
-	Name    string         `json:"name"`
-	Current bool           `json:"current"`
-	Offline bool           `json:"offline,omitempty"`
-	Active  probe.Duration `json:"active"`
-	Lag     uint64         `json:"lag,omitempty"`
+	Name    string       `json:"name"`
+	Current bool         `json:"current"`
+	Offline bool         `json:"offline,omitempty"`
+	Active  doc.Duration `json:"active"`
+	Lag     uint64       `json:"lag,omitempty"`
 }
 
 // State says in one word how the replica is doing.
@@ -209,7 +209,7 @@ func streamOf(si *jetstream.StreamInfo) Stream {
 		NumDeleted:    si.State.NumDeleted,
 		NumSubjects:   si.State.NumSubjects,
 		ConsumerCount: si.State.Consumers,
-		Ackprobe:      probe.Owned(si.Config.Metadata),
+		Ackprobe:      marks.Owned(si.Config.Metadata),
 		Created:       si.Created,
 		TimeStamp:     si.TimeStamp,
 		Config:        si.Config,
@@ -237,10 +237,10 @@ func consumerOf(ci *jetstream.ConsumerInfo, t Thresholds) Consumer {
 		Delivered:      sequenceOf(ci.Delivered, now),
 		AckFloor:       sequenceOf(ci.AckFloor, now),
 		Paused:         ci.Paused,
-		PauseRemaining: probe.Duration(ci.PauseRemaining),
+		PauseRemaining: doc.Duration(ci.PauseRemaining),
 		Kind:           "pull",
 		PushBound:      ci.PushBound,
-		Ackprobe:       probe.Owned(ci.Config.Metadata),
+		Ackprobe:       marks.Owned(ci.Config.Metadata),
 		Created:        ci.Created,
 		TimeStamp:      ci.TimeStamp,
 		Config:         ci.Config,
@@ -281,7 +281,7 @@ func clusterOf(ci *jetstream.ClusterInfo) *Cluster {
 		if p == nil {
 			continue
 		}
-		c.Replicas = append(c.Replicas, Replica{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: probe.Duration(p.Active), Lag: p.Lag})
+		c.Replicas = append(c.Replicas, Replica{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: doc.Duration(p.Active), Lag: p.Lag})
 	}
 	return c
 }
@@ -296,11 +296,11 @@ func reportTime(ts time.Time) time.Time {
 	return ts
 }
 
-func age(t *time.Time, now time.Time) *probe.Duration {
+func age(t *time.Time, now time.Time) *doc.Duration {
 	if t == nil || t.IsZero() {
 		return nil
 	}
 	d := max(now.Sub(*t), 0).Round(time.Millisecond)
-	pd := probe.Duration(d)
+	pd := doc.Duration(d)
 	return &pd
 }

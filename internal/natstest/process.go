@@ -20,8 +20,28 @@ var (
 	buildErr  error
 )
 
+// Main runs a package's tests and then removes the nats-server binary that
+// ServerBinary built, so that no test run leaves it in the temp directory.
+// Use it from TestMain: os.Exit(natstest.Main(m)). Extra cleanups run first.
+func Main(m *testing.M, cleanups ...func()) int {
+	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
+	RemoveServerBinary()
+	return code
+}
+
+// RemoveServerBinary removes the binary ServerBinary built, if any.
+func RemoveServerBinary() {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // ServerBinary builds nats-server from the module version pinned in go.mod
-// (once per test binary) and returns its path.
+// (once per test binary) and returns its path. Packages that call it remove
+// it after their tests with Main.
 func ServerBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -498,7 +499,7 @@ func (m *modeRun) finish() {
 	}
 	r.AckLatencyUS = m.lat.summary()
 	r.Visibility.LagUS = m.lag.summary()
-	r.Elapsed = Duration(time.Since(m.t0).Round(time.Microsecond))
+	r.Elapsed = doc.Duration(time.Since(m.t0).Round(time.Microsecond))
 	if m.ackTime > 0 && m.acks > 0 {
 		r.AcksPerSec = float64(m.acks) / m.ackTime.Seconds()
 	}

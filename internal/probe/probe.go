@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -151,7 +152,7 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 		Count:    cfg.Count,
 		Storage:  storageName(cfg.Storage),
 		Replicas: cfg.Replicas,
-		AckWait:  Duration(cfg.AckWait),
+		AckWait:  doc.Duration(cfg.AckWait),
 		Problems: []string{},
 		Started:  started.UTC(),
 	}
@@ -159,7 +160,7 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 
 	defer func() {
 		p.cleanup(ctx)
-		res.Elapsed = Duration(time.Since(started).Round(time.Microsecond))
+		res.Elapsed = doc.Duration(time.Since(started).Round(time.Microsecond))
 	}()
 	if err := p.run(ctx); err != nil {
 		if ctx.Err() == nil && (!nc.IsConnected() || connectionError(err)) {
@@ -246,8 +247,8 @@ func (e *ConnectionLostError) Error() string {
 
 func (e *ConnectionLostError) Unwrap() error { return e.Err }
 
-func serverInfo(nc *nats.Conn) ServerInfo {
-	return ServerInfo{
+func serverInfo(nc *nats.Conn) doc.ServerInfo {
+	return doc.ServerInfo{
 		URL:     nc.ConnectedUrlRedacted(),
 		Name:    nc.ConnectedServerName(),
 		Version: nc.ConnectedServerVersion(),

@@ -3,21 +3,22 @@ package probe
 import (
 	"time"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Result is everything a probe run found, as plain data. Report renders it;
 // its JSON form is the contract's document.
 type Result struct {
-	Server   ServerInfo `json:"server"`
-	Stream   string     `json:"stream"`
-	Subject  string     `json:"subject"`
-	Consumer string     `json:"consumer"`
-	Count    int        `json:"count"`
-	Storage  string     `json:"storage"`
-	Replicas int        `json:"replicas"`
-	AckWait  Duration   `json:"ack_wait"`
-	Created  Ownership  `json:"created"`
+	Server   doc.ServerInfo `json:"server"`
+	Stream   string         `json:"stream"`
+	Subject  string         `json:"subject"`
+	Consumer string         `json:"consumer"`
+	Count    int            `json:"count"`
+	Storage  string         `json:"storage"`
+	Replicas int            `json:"replicas"`
+	AckWait  doc.Duration   `json:"ack_wait"`
+	Created  Ownership      `json:"created"`
 	// Faults describes the fault injection in the path, if any.
 	Faults *Faults `json:"faults,omitempty"`
 	// ServerSampling says whether the server's ack metrics were collected.
@@ -28,21 +29,9 @@ type Result struct {
 	// Notes are observations that are not failures.
 	Notes []string `json:"notes,omitempty"`
 	// CleanupFailures names what the probe created and could not remove.
-	CleanupFailures []string  `json:"cleanup_failures,omitempty"`
-	Started         time.Time `json:"started"`
-	Elapsed         Duration  `json:"elapsed"`
-}
-
-// ServerInfo describes the server the probe talked to.
-type ServerInfo struct {
-	URL      string `json:"url"`
-	Name     string `json:"name,omitempty"`
-	Version  string `json:"version"`
-	Embedded bool   `json:"embedded"`
-	Cluster  string `json:"cluster"`
-	Domain   string `json:"domain,omitempty"`
-	// Context is the nats CLI context used to connect, if any.
-	Context string `json:"context,omitempty"`
+	CleanupFailures []string     `json:"cleanup_failures,omitempty"`
+	Started         time.Time    `json:"started"`
+	Elapsed         doc.Duration `json:"elapsed"`
 }
 
 // Faults is the fault proxy's configuration and its totals.
@@ -94,11 +83,11 @@ type ModeResult struct {
 	Timeouts int `json:"timeouts"`
 	// AckFrames and AcksLost are the fault proxy's counts for this mode:
 	// ack frames the client sent, and those dropped or cut on the way.
-	AckFrames    *int64   `json:"ack_frames,omitempty"`
-	AcksLost     *int64   `json:"acks_lost,omitempty"`
-	AckLatencyUS Latency  `json:"ack_latency_us"`
-	AcksPerSec   float64  `json:"acks_per_sec"`
-	Elapsed      Duration `json:"elapsed"`
+	AckFrames    *int64       `json:"ack_frames,omitempty"`
+	AcksLost     *int64       `json:"acks_lost,omitempty"`
+	AckLatencyUS Latency      `json:"ack_latency_us"`
+	AcksPerSec   float64      `json:"acks_per_sec"`
+	Elapsed      doc.Duration `json:"elapsed"`
 	// Visibility is how soon the server's consumer state showed the acks.
 	Visibility Visibility `json:"visibility"`
 	// LastError is the last error a confirmed ack returned, if any.
@@ -134,7 +123,7 @@ type Step struct {
 	DeliveredStreamSeq uint64 `json:"delivered_stream_seq"`
 	AckFloorStreamSeq  uint64 `json:"ack_floor_stream_seq"`
 	// At is the time since the start of the mode.
-	At Duration `json:"at"`
+	At doc.Duration `json:"at"`
 	// Stale marks an "acked" snapshot that still counted the acked message
 	// as pending.
 	Stale bool `json:"stale,omitempty"`
@@ -172,19 +161,6 @@ type Bucket struct {
 	Count  int64   `json:"count"`
 }
 
-// Duration is a time.Duration that renders as a Go duration string in JSON.
-type Duration time.Duration
-
-// MarshalText renders d like time.Duration.String.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	*d = Duration(v)
-	return err
-}
-
 // Mode returns the result for mode m, or nil.
 func (r *Result) Mode(m Mode) *ModeResult {
 	for i := range r.Modes {
@@ -204,9 +180,6 @@ func stepOf(name string, ci *jetstream.ConsumerInfo, at time.Duration) Step {
 		NumWaiting:         ci.NumWaiting,
 		DeliveredStreamSeq: ci.Delivered.Stream,
 		AckFloorStreamSeq:  ci.AckFloor.Stream,
-		At:                 Duration(at),
+		At:                 doc.Duration(at),
 	}
 }
-
-// String renders d like time.Duration.String.
-func (d Duration) String() string { return time.Duration(d).String() }

@@ -7,18 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ackprobe/ackprobe/internal/marks"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Metadata keys that mark streams and consumers as ackprobe's own.
+// Message headers of probe messages.
 const (
-	MetaOwner   = "io.ackprobe.owner"
-	MetaRun     = "io.ackprobe.run"
-	MetaSubject = "io.ackprobe.subject"
-	MetaCreated = "io.ackprobe.created"
-	ownerValue  = "ackprobe"
-
 	headerRun  = "Ackprobe-Run"
 	headerMode = "Ackprobe-Mode"
 
@@ -26,9 +21,6 @@ const (
 	// could not delete; not set with --keep.
 	abandonAfter = 10 * time.Minute
 )
-
-// Owned reports whether stream or consumer metadata carries ackprobe's mark.
-func Owned(meta map[string]string) bool { return meta[MetaOwner] == ownerValue }
 
 // ownership records what this run created or reused, for cleanup.
 type ownership struct {
@@ -40,9 +32,9 @@ type ownership struct {
 
 func (p *prober) marks() map[string]string {
 	return map[string]string{
-		MetaOwner:   ownerValue,
-		MetaRun:     p.cfg.ID,
-		MetaCreated: time.Now().UTC().Format(time.RFC3339),
+		marks.Owner:   marks.OwnerValue,
+		marks.Run:     p.cfg.ID,
+		marks.Created: time.Now().UTC().Format(time.RFC3339),
 	}
 }
 
@@ -63,10 +55,10 @@ func (p *prober) setupStream(ctx context.Context) error {
 	}
 	p.own.stream = st
 	si := st.CachedInfo()
-	if Owned(si.Config.Metadata) {
+	if marks.Owned(si.Config.Metadata) {
 		subject := p.cfg.Subject
 		if subject == "" {
-			subject = si.Config.Metadata[MetaSubject]
+			subject = si.Config.Metadata[marks.Subject]
 		}
 		if subject == "" && len(si.Config.Subjects) > 0 {
 			subject = si.Config.Subjects[0]
@@ -90,7 +82,7 @@ func (p *prober) createStream(ctx context.Context, name string) error {
 	}
 	p.res.Subject = subject
 	meta := p.marks()
-	meta[MetaSubject] = subject
+	meta[marks.Subject] = subject
 	cctx, cancel := p.call(ctx)
 	defer cancel()
 	st, err := p.js.CreateStream(cctx, jetstream.StreamConfig{
@@ -165,7 +157,7 @@ func (p *prober) checkUserStream(ctx context.Context, st jetstream.Stream, subje
 
 	lister := st.ListConsumers(cctx)
 	for ci := range lister.Info() {
-		if Owned(ci.Config.Metadata) {
+		if marks.Owned(ci.Config.Metadata) {
 			continue
 		}
 		filters := ci.Config.FilterSubjects
@@ -247,7 +239,7 @@ func (p *prober) resolveConsumer(ctx context.Context) (jetstream.Consumer, error
 		return nil, fmt.Errorf("look up consumer %q on stream %q: %w", name, stream, err)
 	}
 	ci := cons.CachedInfo()
-	if !Owned(ci.Config.Metadata) {
+	if !marks.Owned(ci.Config.Metadata) {
 		return nil, &NotOwnedError{Stream: stream, Consumer: name}
 	}
 	switch {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ackprobe/ackprobe/internal/marks"
 	"github.com/ackprobe/ackprobe/internal/natstest"
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
@@ -226,7 +227,7 @@ func TestKeepAndReuse(t *testing.T) {
 		t.Errorf("the probe's messages were left in the kept stream: %d", st.CachedInfo().State.Msgs)
 	}
 	ci, err := js.Consumer(ctx, "CI_PROBE", "CI_PROBE")
-	if err != nil || !probe.Owned(ci.CachedInfo().Config.Metadata) || ci.CachedInfo().Config.InactiveThreshold != 0 {
+	if err != nil || !marks.Owned(ci.CachedInfo().Config.Metadata) || ci.CachedInfo().Config.InactiveThreshold != 0 {
 		t.Errorf("kept consumer: %v", err)
 	}
 	// Without --keep, what the run did not create stays.

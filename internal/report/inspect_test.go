@@ -10,13 +10,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/ackprobe/ackprobe/internal/inspect"
-	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
 var taken = time.Date(2025, 3, 4, 3, 0, 0, 0, time.UTC)
 
-func dur(d time.Duration) *probe.Duration { pd := probe.Duration(d); return &pd }
+func dur(d time.Duration) *doc.Duration { pd := doc.Duration(d); return &pd }
 
 func at(d time.Duration) *time.Time { t := taken.Add(-d); return &t }
 
@@ -49,8 +49,8 @@ func orders() inspect.Stream {
 		Config: jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.FileStorage, Replicas: 3, MaxAge: 24 * time.Hour,
 			Metadata: map[string]string{"team": "shop", "_nats.ver": "2.15.2"}},
 		Cluster: &inspect.Cluster{Name: "east", Leader: "n1", LeaderSince: at(3 * time.Hour), Replicas: []inspect.Replica{
-			{Name: "n2", Current: true, Active: probe.Duration(200 * time.Millisecond)},
-			{Name: "n3", Current: false, Lag: 12, Active: probe.Duration(2 * time.Second)},
+			{Name: "n2", Current: true, Active: doc.Duration(200 * time.Millisecond)},
+			{Name: "n3", Current: false, Lag: 12, Active: doc.Duration(2 * time.Second)},
 		}},
 		Status: inspect.Critical,
 		Consumers: []inspect.Consumer{
@@ -62,7 +62,7 @@ func orders() inspect.Stream {
 			},
 			{
 				Stream: "ORDERS", Name: "reports", NumPending: 1200, MaxAckPending: 1000, AckPendingShare: share(0),
-				Paused: true, PauseRemaining: probe.Duration(2 * time.Hour), PauseUntil: at(-2 * time.Hour),
+				Paused: true, PauseRemaining: doc.Duration(2 * time.Hour), PauseUntil: at(-2 * time.Hour),
 				Kind: "pull", Created: taken.Add(-time.Hour), TimeStamp: taken, Config: cfg(1000),
 				Health: health(reason("paused", inspect.Warn, "paused for another 2h")),
 			},
@@ -96,7 +96,7 @@ func overviewSnapshot() *inspect.Snapshot {
 	}
 	empty := inspect.Stream{Name: "AUDIT", Messages: 40, Bytes: 1120, Config: jetstream.StreamConfig{Name: "AUDIT", Replicas: 1}, Consumers: []inspect.Consumer{}}
 	snap := &inspect.Snapshot{
-		Server:  probe.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"},
+		Server:  doc.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"},
 		Taken:   taken,
 		Streams: []inspect.Stream{ap, empty, orders()},
 		Missing: []inspect.Missing{{Name: "LEGACY", Reason: "no answer from its leader in time"}},
@@ -109,22 +109,22 @@ func overviewSnapshot() *inspect.Snapshot {
 func watched() *inspect.Snapshot {
 	snap := overviewSnapshot()
 	o := &snap.Streams[2]
-	o.Delta = &inspect.StreamDelta{Interval: probe.Duration(2 * time.Second), Messages: 30, Stored: 30, StoredPerSec: 15}
-	o.Consumers[0].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 10, AckPending: -2, Delivered: 20, Acked: 22, AckFloor: 22, DeliveredPerSec: 10, AckedPerSec: 11}
-	o.Consumers[1].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 30}
-	o.Consumers[2].Delta = &inspect.Delta{Interval: probe.Duration(2 * time.Second), Pending: 30}
+	o.Delta = &inspect.StreamDelta{Interval: doc.Duration(2 * time.Second), Messages: 30, Stored: 30, StoredPerSec: 15}
+	o.Consumers[0].Delta = &inspect.Delta{Interval: doc.Duration(2 * time.Second), Pending: 10, AckPending: -2, Delivered: 20, Acked: 22, AckFloor: 22, DeliveredPerSec: 10, AckedPerSec: 11}
+	o.Consumers[1].Delta = &inspect.Delta{Interval: doc.Duration(2 * time.Second), Pending: 30}
+	o.Consumers[2].Delta = &inspect.Delta{Interval: doc.Duration(2 * time.Second), Pending: 30}
 	return snap
 }
 
 func TestInspectGolden(t *testing.T) {
 	streamSnap := &inspect.Snapshot{
-		Server: probe.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"}, Taken: taken,
+		Server: doc.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"}, Taken: taken,
 		Scope: inspect.Scope{Stream: "ORDERS"}, Streams: []inspect.Stream{orders()},
 	}
 	o := orders()
 	o.Consumers = o.Consumers[2:3]
 	consumerSnap := &inspect.Snapshot{
-		Server: probe.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"}, Taken: taken,
+		Server: doc.ServerInfo{URL: "nats://nats-1:4222", Version: "2.15.2", Cluster: "east"}, Taken: taken,
 		Scope: inspect.Scope{Stream: "ORDERS", Consumer: "shipping"}, Streams: []inspect.Stream{o},
 	}
 	watchedConsumer := watched()
@@ -136,7 +136,7 @@ func TestInspectGolden(t *testing.T) {
 	watchedStream := watched()
 	watchedStream.Streams = watchedStream.Streams[2:]
 	watchedStream.Scope = inspect.Scope{Stream: "ORDERS"}
-	emptySnap := &inspect.Snapshot{Server: probe.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true}, Taken: taken, Streams: []inspect.Stream{}}
+	emptySnap := &inspect.Snapshot{Server: doc.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true}, Taken: taken, Streams: []inspect.Stream{}}
 
 	cases := []struct {
 		name string

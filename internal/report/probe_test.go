@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
@@ -43,9 +44,9 @@ func classic() *probe.Result {
 	}
 	lat := func(v float64) probe.Latency { return probe.Latency{Count: 1, P50: v, P90: v, P99: v, Max: v, Mean: v} }
 	return &probe.Result{
-		Server: probe.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true},
+		Server: doc.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true},
 		Stream: "ACKPROBE_TEST", Subject: "ackprobe.test", Consumer: "ACKPROBE_TEST",
-		Count: 1, Storage: "memory", Replicas: 1, AckWait: probe.Duration(30 * time.Second),
+		Count: 1, Storage: "memory", Replicas: 1, AckWait: doc.Duration(30 * time.Second),
 		Created: probe.Ownership{Stream: true, Consumer: true},
 		Modes: []probe.ModeResult{
 			{
