@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/ackprobe/ackprobe/internal/embedded"
 	"github.com/ackprobe/ackprobe/internal/faults"
 )
@@ -57,6 +58,8 @@ type Conn struct {
 	URL      string
 	// Proxy is the fault proxy in the path, when Options.Faults was set.
 	Proxy *faults.Proxy
+	// domain and context are reported by ServerInfo.
+	domain, context string
 
 	mu      sync.Mutex
 	lastErr error
@@ -69,6 +72,29 @@ func (c *Conn) AsyncError() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lastErr
+}
+
+// ServerInfo describes the server this connection reached, for the header
+// of every report: the URL with any user information redacted, the name,
+// version and cluster from the server's INFO, and whether it is ackprobe's
+// embedded server. Behind the fault proxy the URL is the real server's.
+func (c *Conn) ServerInfo() doc.ServerInfo {
+	url := c.URL
+	if c.NC != nil && c.Proxy == nil {
+		url = c.NC.ConnectedUrl()
+	}
+	si := doc.ServerInfo{
+		URL:      redact(url),
+		Embedded: c.Embedded != nil,
+		Domain:   c.domain,
+		Context:  c.context,
+	}
+	if c.NC != nil {
+		si.Name = c.NC.ConnectedServerName()
+		si.Version = c.NC.ConnectedServerVersion()
+		si.Cluster = c.NC.ConnectedClusterName()
+	}
+	return si
 }
 
 // Close drains nothing: it closes the connection and stops the embedded server.
@@ -95,7 +121,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
-	c := &Conn{}
+	c := &Conn{domain: o.JSDomain, context: o.ContextName}
 	url := o.Servers
 	if o.UsesEmbedded() {
 		srv, err := embedded.Start(embedded.Options{})

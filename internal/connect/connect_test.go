@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ackprobe/ackprobe/internal/embedded"
+	"github.com/ackprobe/ackprobe/internal/natstest"
 )
 
 func TestRedact(t *testing.T) {
@@ -82,5 +83,30 @@ func TestUnknownContext(t *testing.T) {
 	var ce *ContextError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `"missing" does not exist`) {
 		t.Errorf("ApplyContext: %v", err)
+	}
+}
+
+// TestServerInfoRedactsToken connects with a token in the URL: nats.go's
+// own ConnectedUrlRedacted hides only passwords, so the token form must be
+// redacted by ServerInfo.
+func TestServerInfoRedactsToken(t *testing.T) {
+	const token = "s3cr3t-t0ken"
+	opts := natstest.Options(t)
+	opts.Authorization = token
+	s := natstest.RunServerWith(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := strings.Replace(s.ClientURL(), "nats://", "nats://"+token+"@", 1)
+	c, err := Connect(ctx, Options{Servers: url, Timeout: 2 * time.Second, JSDomain: "", ContextName: "ctx1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	si := c.ServerInfo()
+	if strings.Contains(si.URL, token) || !strings.Contains(si.URL, "***@127.0.0.1:") {
+		t.Errorf("URL %q", si.URL)
+	}
+	if si.Embedded || si.Version == "" || si.Context != "ctx1" {
+		t.Errorf("server info %+v", si)
 	}
 }
