@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -301,7 +302,12 @@ func TestInspectExitCodes(t *testing.T) {
 				if len(lines) != 1 || !strings.HasPrefix(lines[0], "ackprobe: ") || !strings.Contains(lines[0], c.msg) {
 					t.Errorf("stderr = %q, want one line 'ackprobe: ...%s...'", r.stderr, c.msg)
 				}
-				if r.stdout != "" {
+				if slices.Contains(c.args, "--json") {
+					// Under --json a failure is still one JSON document.
+					if doc := decodeFailure(t, r.stdout); doc.Error.ExitCode != 2 || doc.OK {
+						t.Errorf("stdout = %q", r.stdout)
+					}
+				} else if r.stdout != "" {
 					t.Errorf("stdout = %q", r.stdout)
 				}
 				return
@@ -545,4 +551,22 @@ func TestInspectFlags(t *testing.T) {
 		th.Critical.Unprocessed != 1000 || th.Warn.LastDelivery != 0 || !th.Pinned || th.Warn.Redelivery != 1 {
 		t.Errorf("parsed %+v", o)
 	}
+}
+
+// failureDoc is the JSON document of a run that could not run.
+type failureDoc struct {
+	OK    bool `json:"ok"`
+	Error struct {
+		ExitCode int    `json:"exit_code"`
+		Message  string `json:"message"`
+	} `json:"error"`
+}
+
+func decodeFailure(t *testing.T, s string) failureDoc {
+	t.Helper()
+	var d failureDoc
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		t.Fatalf("not one JSON document: %v\n%s", err, s)
+	}
+	return d
 }

@@ -47,36 +47,35 @@ func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
 	f.StringVar(&o.stream, "stream", "", "stream to probe (default: a new stream ACKPROBE_<id>, deleted at the end)")
 	f.StringVar(&o.subject, "subject", "", "probe subject, covered by the stream (default: ackprobe.<id>)")
 	f.StringVar(&o.consumer, "consumer", "", "consumer to probe with; only one that ackprobe created (default: a new one, deleted at the end)")
-	f.StringVar(&o.storage, "storage", "memory", "storage of a stream ackprobe creates: memory or file")
-	f.IntVar(&o.replicas, "replicas", d.Replicas, "replicas of the stream and consumer ackprobe creates")
-	f.DurationVar(&o.ackWait, "ack-wait", d.AckWait, "AckWait of the consumer ackprobe creates")
+	f.StringVar(&o.storage, "storage", "", "storage of a stream ackprobe creates: memory (default) or file; for a stream that exists, must match it")
+	f.IntVar(&o.replicas, "replicas", 0, "replicas of the stream ackprobe creates (default 1); for a stream that exists, must match it")
+	f.DurationVar(&o.ackWait, "ack-wait", d.AckWait, "AckWait of the consumer ackprobe creates (at least 1ms)")
 	f.IntVar(&o.concurrency, "concurrency", d.Concurrency, "confirmed acks in flight at once")
-	f.IntVar(&o.retries, "retries", d.Retries, "times a failed confirmed ack is sent again")
+	f.IntVar(&o.retries, "retries", d.Retries, "most times a failed confirmed ack is sent again; -1: as often as fits before the message's AckWait runs out (at least one --timeout)")
 	f.BoolVar(&o.keep, "keep", false, "keep the stream and consumer the probe created, for the next run to reuse")
-	f.DurationVar(&o.maxAckLatency, "max-ack-latency", 0, "check: fail (exit 1) when the p99 of confirmed acks is above this")
-	f.Float64Var(&o.minRate, "min-rate", 0, "check: fail (exit 1) when confirmed acks per second are below this")
+	f.DurationVar(&o.maxAckLatency, "max-ack-latency", 0, "check: fail (exit 1) when the p99 of confirmed ack calls is above this")
+	f.Float64Var(&o.minRate, "min-rate", 0, "check: fail (exit 1) when confirmed acks per second (until the server showed the last one) are below this")
 	f.Float64Var(&o.dropAcks, "drop-acks", 0, "fault injection: drop this share (0 to 1) of the ack frames ackprobe sends, through a proxy in front of the server")
 	f.IntVar(&o.cutAfter, "cut-after", 0, "fault injection: sever the connection right after the Nth ack frame, then let the client reconnect")
-	f.DurationVar(&o.ackTimeout, "ack-timeout", 0, "time limit of one confirmed-ack attempt (default: --timeout; with fault injection a tenth of --ack-wait)")
-	f.StringVar(&o.serverSample, "server-sample", d.ServerSample, "share of acks the server reports in ack metric events (sample_freq): auto (all up to 1,000, then about 1,000 per mode), off, or 1%-100%")
+	f.DurationVar(&o.ackTimeout, "ack-timeout", 0, "time limit of one confirmed-ack attempt (default: a third of --ack-wait, at least 50ms, at most --timeout; with fault injection a tenth of --ack-wait)")
+	f.StringVar(&o.serverSample, "server-sample", d.ServerSample, "share of acks the server reports in ack metric events (sample_freq): auto (every ack up to 1,000 per mode, then about 1,000, at least about 2%), off, or 1%-100% (the server reports about N+1% for N below 100)")
 }
 
 // config turns the flags into a validated probe configuration.
 func (o *probeOptions) config(g *globalOptions, f *pflag.FlagSet, modes ...probe.Mode) (probe.Config, error) {
-	storage, err := probe.ParseStorage(o.storage)
-	if err != nil {
-		return probe.Config{}, usageErr(err.Error())
-	}
-	if o.maxAckLatency < 0 {
-		return probe.Config{}, usageErr(fmt.Sprintf("--max-ack-latency must not be negative, got %s", o.maxAckLatency))
-	}
-	if o.minRate < 0 {
-		return probe.Config{}, usageErr(fmt.Sprintf("--min-rate must not be negative, got %g", o.minRate))
-	}
 	cfg := probe.DefaultConfig(modes...)
+	if o.storage != "" {
+		storage, err := probe.ParseStorage(o.storage)
+		if err != nil {
+			return probe.Config{}, usageErr(err.Error())
+		}
+		cfg.Storage = storage
+	}
+	if f.Changed("replicas") && o.replicas < 1 {
+		return probe.Config{}, usageErr(fmt.Sprintf("--replicas must be between 1 and 5, got %d", o.replicas))
+	}
 	cfg.Count = o.count
 	cfg.Stream, cfg.Subject, cfg.Consumer = o.stream, o.subject, o.consumer
-	cfg.Storage = storage
 	cfg.Replicas = o.replicas
 	cfg.AckWait = o.ackWait
 	cfg.Concurrency = o.concurrency
@@ -104,6 +103,8 @@ type probeRun struct {
 }
 
 // runProbe connects, probes, renders and maps the outcome to an error.
+// The probe gets everything it reports (the server reached, the fault
+// proxy's counters) up front, and its Result is rendered as it comes.
 func runProbe(ctx context.Context, r *probeRun, s streams) error {
 	opts := withNotice(r.g.conn, s)
 	opts.Faults = r.faults
@@ -112,39 +113,29 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 		return err
 	}
 	defer conn.Close()
+	r.cfg.Server = conn.ServerInfo()
 	if conn.Proxy != nil {
-		r.cfg.AckFrames = func() (int64, int64) {
+		r.cfg.Faults = &probe.FaultInjection{DropRate: r.faults.DropRate, CutAfter: r.faults.CutAfter, Stats: func() probe.FaultStats {
 			st := conn.Proxy.Stats()
-			return st.AckFrames, st.AcksDropped + st.AcksCut
-		}
+			return probe.FaultStats{AckFrames: st.AckFrames, AcksDropped: st.AcksDropped, AcksCut: st.AcksCut, Cuts: st.Cuts, Connections: st.Connections}
+		}}
 	}
-	update, done := progress(s, r.cfg.Count*len(r.cfg.Modes))
+	update, done := progress(s, r.cfg)
 	r.cfg.Progress = update
 	res, err := probe.Run(ctx, conn.NC, conn.JS, r.cfg)
 	done()
-	if res != nil {
-		res.Server.Embedded = conn.Embedded != nil
-		res.Server.Domain = r.g.conn.JSDomain
-		res.Server.Context = r.g.conn.ContextName
-		if conn.Proxy != nil {
-			st := conn.Proxy.Stats()
-			res.Server.URL = connect.Redact(conn.URL)
-			res.Faults = &probe.Faults{DropRate: r.faults.DropRate, CutAfter: r.faults.CutAfter,
-				AckFrames: st.AckFrames, AcksDropped: st.AcksDropped, AcksCut: st.AcksCut, Cuts: st.Cuts, Connections: st.Connections}
-		}
-	}
 	if err != nil {
 		err = withAsync(err, conn)
-		if res != nil && len(res.CleanupFailures) > 0 {
-			return &cleanupError{err: err, failures: res.CleanupFailures}
+		if res != nil && len(res.Leftovers) > 0 {
+			err = &cleanupError{err: err, leftovers: res.Leftovers}
 		}
-		return err
+		return &runError{err: err, partial: res}
 	}
-	defer reportCleanup(s, res.CleanupFailures)
+	defer reportCleanup(s, res.Leftovers)
 	if r.g.json {
 		err = report.JSON(s.stdout, res)
 	} else {
-		err = report.Probe(s.stdout, res, report.Options{Color: colorOn(r.g, s), Command: r.name})
+		err = report.Probe(s.stdout, res, report.Options{Color: colorOn(r.g, s), Command: r.name, Width: s.width})
 	}
 	if err != nil {
 		return err
@@ -154,6 +145,17 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 	}
 	return nil
 }
+
+// runError is a run that could not finish, with what it measured until
+// then (nil when it did not start): under --json it is printed with the
+// error.
+type runError struct {
+	err     error
+	partial any
+}
+
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
 
 func withNotice(o connect.Options, s streams) connect.Options {
 	o.Notice = s.stderr
@@ -229,16 +231,16 @@ func (o *probeOptions) faultDefaults(cfg *probe.Config, f *pflag.FlagSet) error 
 
 // cleanupError is a failed run that also left something behind.
 type cleanupError struct {
-	err      error
-	failures []string
+	err       error
+	leftovers []probe.Leftover
 }
 
 func (e *cleanupError) Error() string { return e.err.Error() }
 func (e *cleanupError) Unwrap() error { return e.err }
 
 // reportCleanup names on stderr what could not be cleaned up.
-func reportCleanup(s streams, failures []string) {
-	for _, f := range failures {
-		fmt.Fprintf(s.stderr, "ackprobe: could not clean up %s\n", f)
+func reportCleanup(s streams, leftovers []probe.Leftover) {
+	for _, l := range leftovers {
+		fmt.Fprintf(s.stderr, "ackprobe: could not clean up %s\n", l)
 	}
 }

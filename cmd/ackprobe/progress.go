@@ -1,28 +1,64 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
-// progress returns a progress callback drawing a bar on stderr, and a
-// function that removes the bar; both do nothing unless stderr is a
-// terminal and there is more than a handful of messages.
-func progress(s streams, total int) (func(done, total int), func()) {
-	if !s.stderrTTY || total < 1000 {
+// progress returns a progress callback that draws, on stderr, a bar per
+// phase of the probe (publish, then ack, for each mode, and a line while a
+// mode settles), each with its own rate from its own start; and a function
+// that removes the last bar. Both do nothing unless stderr is a terminal
+// and there are at least 1,000 messages per mode.
+func progress(s streams, cfg probe.Config) (func(probe.Progress), func()) {
+	if !s.stderrTTY || cfg.Count < 1000 {
 		return nil, func() {}
 	}
-	bar := progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(s.stderr),
-		progressbar.OptionSetDescription("acking"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("acks"),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
+	var (
+		bar     *progressbar.ProgressBar
+		current probe.Progress
 	)
-	update := func(done, _ int) { _ = bar.Set(done) }
-	return update, func() { _ = bar.Finish() }
+	finish := func() {
+		if bar != nil {
+			_ = bar.Finish()
+			bar = nil
+		}
+	}
+	update := func(p probe.Progress) {
+		if bar == nil || p.Phase != current.Phase || p.Mode != current.Mode {
+			finish()
+			current = p
+			unit := "acks"
+			switch p.Phase {
+			case "publish":
+				unit = "msgs"
+			case "settle":
+				// No count to follow: the server is applying the last
+				// acks, or lost ones are being collected.
+				bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(s.stderr),
+					progressbar.OptionSetDescription(fmt.Sprintf("%-9s %s: waiting for the server to show every ack", p.Mode, p.Phase)),
+					progressbar.OptionSpinnerType(14), progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionClearOnFinish())
+				return
+			}
+			bar = progressbar.NewOptions(p.Total,
+				progressbar.OptionSetWriter(s.stderr),
+				progressbar.OptionSetDescription(fmt.Sprintf("%-9s %-7s", p.Mode, p.Phase)),
+				progressbar.OptionShowCount(),
+				progressbar.OptionShowIts(),
+				progressbar.OptionSetItsString(unit),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionClearOnFinish(),
+			)
+		}
+		if p.Phase != "settle" {
+			_ = bar.Set(p.Done)
+		}
+	}
+	return update, finish
 }

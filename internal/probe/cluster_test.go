@@ -131,7 +131,8 @@ func TestClusterLeaderChanges(t *testing.T) {
 }
 
 // TestClusterStandardAcrossStepDown: standard acks lost in a consumer
-// leader change show up as redeliveries, collected after AckWait.
+// leader change show up as redeliveries, collected after AckWait, and the
+// run ends with the server showing every ack.
 func TestClusterStandardAcrossStepDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
@@ -157,7 +158,9 @@ func TestClusterStandardAcrossStepDown(t *testing.T) {
 	}
 	m := res.Modes[0]
 	t.Logf("standard across a step-down: acks %d redelivered %d (messages %d), steps %+v", m.Acks, m.Redelivered, m.RedeliveredMessages, m.Steps[len(m.Steps)-1])
-	if last := m.Steps[len(m.Steps)-1]; last.Step != "collected" || last.NumAckPending != 0 {
+	// The server shows every ack at the end: at once, or after the lost
+	// ones came back and were acked again ("collected").
+	if last := m.Steps[len(m.Steps)-1]; last.NumAckPending != 0 || last.NumPending != 0 || m.Acks != cfg.Count {
 		t.Errorf("not every message ended acked: %+v", last)
 	}
 }

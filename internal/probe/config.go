@@ -3,12 +3,16 @@ package probe
 import (
 	"crypto/rand"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ackprobe/ackprobe/internal/doc"
 )
 
 // Mode is a way of acknowledging a message.
@@ -33,7 +37,7 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("unknown ack mode %q: use standard or confirmed", s)
 }
 
-// Config is everything one probe run needs to know.
+// Config is everything one probe (Open, then Rounds, then Close) needs.
 type Config struct {
 	// Modes run in this order, each on its own Count messages.
 	Modes []Mode
@@ -41,17 +45,23 @@ type Config struct {
 	Count int
 	// Stream, Subject and Consumer are empty for new ones named after ID.
 	Stream, Subject, Consumer string
-	// Storage is memory or file.
-	Storage jetstream.StorageType
-	// Replicas of the stream and consumer that ackprobe creates.
+	// Storage is "memory" or "file" for a stream the probe creates; empty
+	// means memory. For a stream that exists, a given value must match it.
+	Storage string
+	// Replicas of a stream the probe creates; 0 means 1. For a stream that
+	// exists, a given value must match it.
 	Replicas int
-	// AckWait of the consumer that ackprobe creates.
+	// AckWait of a consumer the probe creates; a reused consumer keeps its
+	// own, which the Result reports.
 	AckWait time.Duration
 	// Concurrency is the number of confirmed acks in flight at once.
 	Concurrency int
-	// Retries bounds how often a failed confirmed ack is sent again.
+	// Retries bounds how often a failed confirmed ack is sent again; below
+	// zero, as often as fits before the delivery's AckWait runs out.
 	Retries int
-	// AckTimeout bounds one confirmed ack attempt; zero means Timeout.
+	// AckTimeout bounds one confirmed-ack attempt; zero means a third of
+	// the AckWait (at least 50ms, at most Timeout), so that a retried ack
+	// still lands in time.
 	AckTimeout time.Duration
 	// ServerSample is the sample_freq of a consumer ackprobe creates:
 	// "auto", a percentage such as "100%", or empty for none.
@@ -64,15 +74,63 @@ type Config struct {
 	Timeout time.Duration
 	// ID names the run; empty means a random one.
 	ID string
-	// CollectRedeliveries makes each mode, after acking, fetch until the
-	// server holds none of its messages ack-pending, acking redeliveries
-	// the same way; lost acks then show as redeliveries after AckWait.
+	// CollectRedeliveries makes each mode, after acking, wait up to eight
+	// AckWaits for the redeliveries of lost acks (fault injection); without
+	// it a mode waits one AckWait.
 	CollectRedeliveries bool
-	// AckFrames, when set, returns how many ack frames have been sent and
-	// how many were lost on the way so far (the fault proxy's counts).
-	AckFrames func() (sent, lost int64)
-	// Progress, when set, is told how many acks of how many are done.
-	Progress func(done, total int)
+	// InactiveThreshold is the consumer's inactive_threshold when the probe
+	// creates it without Keep, so that the server removes a consumer a
+	// killed ackprobe left; zero means 10 minutes.
+	InactiveThreshold time.Duration
+	// MaxAge is the max_age of a stream the probe creates, so that even a
+	// killed ackprobe's messages go; zero means one hour plus 5ms per
+	// message.
+	MaxAge time.Duration
+
+	// Server is the server the connection reached, as the command knows
+	// it (connect.Conn.ServerInfo); the Result reports it.
+	Server doc.ServerInfo
+	// Faults describes the fault injection in the path, if any.
+	Faults *FaultInjection
+	// Progress, when set, is told what the probe is doing.
+	Progress func(Progress)
+	// Observer, when set, receives every latency measurement as it is
+	// taken (the canary's histograms).
+	Observer Observer
+}
+
+// FaultInjection is the fault proxy's configuration and a way to read its
+// counters (connect.Conn.Proxy.Stats).
+type FaultInjection struct {
+	DropRate float64
+	CutAfter int
+	Stats    func() FaultStats
+}
+
+// FaultStats are the fault proxy's running totals.
+type FaultStats struct {
+	AckFrames, AcksDropped, AcksCut, Cuts, Connections int64
+}
+
+// Progress says what a probe is doing: Phase is "publish", "ack" or
+// "settle"; Done of Total messages of Mode.
+type Progress struct {
+	Phase       string
+	Mode        Mode
+	Done, Total int
+}
+
+// Observer receives measurements as they are taken. Calls may come from
+// several goroutines at once and must not block.
+type Observer interface {
+	// AckDuration is one ack call: Ack() or DoubleAck() until it returned.
+	AckDuration(m Mode, d time.Duration)
+	// AckVisibility is the time from an ack call's return until consumer
+	// info showed the ack (one read round trip included).
+	AckVisibility(m Mode, d time.Duration)
+	// ServerAckTime is the server's delivery→ack-applied time from a
+	// sampled consumer_ack metric event.
+	ServerAckTime(m Mode, d time.Duration)
 }
 
 // DefaultConfig returns the contract's defaults for the given modes.
@@ -80,26 +138,48 @@ func DefaultConfig(modes ...Mode) Config {
 	return Config{
 		Modes:       modes,
 		Count:       1,
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    1,
 		AckWait:     30 * time.Second,
 		Concurrency: 1,
-		Retries:     3,
+		Retries:     -1,
 		Timeout:     5 * time.Second,
 
 		ServerSample: "auto",
 	}
 }
 
-// ParseStorage turns a flag value into a storage type.
-func ParseStorage(s string) (jetstream.StorageType, error) {
+// ackTimeout is the time limit of one confirmed-ack attempt.
+func (c *Config) ackTimeout(ackWait time.Duration) time.Duration {
+	if c.AckTimeout > 0 {
+		return c.AckTimeout
+	}
+	// Below 50ms an attempt would time out on a busy machine's round
+	// trip alone, failing acks the server applied.
+	return min(c.Timeout, max(ackWait/3, 50*time.Millisecond))
+}
+
+// ParseStorage turns a flag value into a storage name: "memory" or "file".
+func ParseStorage(s string) (string, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "memory", "mem":
-		return jetstream.MemoryStorage, nil
+		return "memory", nil
 	case "file":
-		return jetstream.FileStorage, nil
+		return "file", nil
 	}
-	return 0, fmt.Errorf("unknown storage %q: use memory or file", s)
+	return "", fmt.Errorf("unknown storage %q: use memory or file", s)
+}
+
+func storageType(s string) jetstream.StorageType {
+	if s == "file" {
+		return jetstream.FileStorage
+	}
+	return jetstream.MemoryStorage
+}
+
+func storageName(s jetstream.StorageType) string {
+	if s == jetstream.FileStorage {
+		return "file"
+	}
+	return "memory"
 }
 
 // Validate checks the configuration before anything touches the server.
@@ -118,14 +198,21 @@ func (c *Config) Validate() error {
 	if c.Concurrency < 1 {
 		return usage("--concurrency must be at least 1, got %d", c.Concurrency)
 	}
-	if c.Replicas < 1 || c.Replicas > 5 {
+	if c.Replicas < 0 || c.Replicas > 5 {
 		return usage("--replicas must be between 1 and 5, got %d", c.Replicas)
 	}
-	if c.Retries < 0 {
-		return usage("--retries must not be negative, got %d", c.Retries)
+	if c.Storage != "" {
+		if _, err := ParseStorage(c.Storage); err != nil {
+			return usage("--storage: %v", err)
+		}
 	}
-	if c.AckWait <= 0 {
-		return usage("--ack-wait must be positive, got %s", c.AckWait)
+	if c.AckWait < time.Millisecond {
+		// Below 1ms every ack is late by construction: one round trip to
+		// the server takes longer, so the run would measure nothing.
+		return usage("--ack-wait must be at least 1ms, got %s", c.AckWait)
+	}
+	if c.AckTimeout < 0 {
+		return usage("--ack-timeout must not be negative, got %s", c.AckTimeout)
 	}
 	if c.Timeout <= 0 {
 		return usage("--timeout must be positive, got %s", c.Timeout)
@@ -144,6 +231,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Subject != "" && strings.HasPrefix(c.Subject, "$") {
 		return usage("--subject %q is in a reserved namespace ($JS, $SYS, ...)", c.Subject)
+	}
+	if c.Thresholds.any() && !slices.Contains(c.Modes, Confirmed) {
+		return usage("--max-ack-latency and --min-rate measure confirmed acks, and this run has none: use them with compare or ack --mode confirmed")
+	}
+	if c.Thresholds.MaxAckLatency < 0 {
+		return usage("--max-ack-latency must not be negative, got %s", c.Thresholds.MaxAckLatency)
+	}
+	if c.Thresholds.MinRate < 0 || math.IsNaN(c.Thresholds.MinRate) {
+		return usage("--min-rate must not be negative, got %g", c.Thresholds.MinRate)
 	}
 	return nil
 }
@@ -202,9 +298,12 @@ func ParseSample(v string) (string, error) {
 	return fmt.Sprintf("%d%%", n), nil
 }
 
-// samplePercent resolves the sample frequency for count messages per mode:
-// "auto" samples every ack up to 1,000 and about 1,000 acks per mode
-// beyond, so the server's extra work stays small at any count.
+// samplePercent resolves the sample frequency for count messages per mode.
+// nats-server samples an ack when rand.Int32N(100) <= sample_freq
+// (consumer.go shouldSample), so "N%" below 100 reports about N+1 percent
+// of acks. "auto" samples every ack up to 1,000 per mode and aims at about
+// 1,000 per mode beyond; the smallest share the server offers, "1%", reports
+// about 2%, so above 50,000 messages auto reports about 2% of them.
 func samplePercent(sample string, count int) string {
 	sample, _ = ParseSample(sample)
 	if sample != "auto" {
@@ -213,5 +312,5 @@ func samplePercent(sample string, count int) string {
 	if count <= 1000 {
 		return "100%"
 	}
-	return fmt.Sprintf("%d%%", max(1, 100*1000/count))
+	return fmt.Sprintf("%d%%", max(1, 100*1000/count-1))
 }

@@ -3,9 +3,7 @@ package probe_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,10 +32,10 @@ func runFaulty(t *testing.T, fc faults.Config, modes ...probe.Mode) *probe.Resul
 	cfg.Retries = 10
 	cfg.Timeout = 2 * time.Second
 	cfg.CollectRedeliveries = true
-	cfg.AckFrames = func() (int64, int64) {
+	cfg.Faults = &probe.FaultInjection{DropRate: fc.DropRate, CutAfter: fc.CutAfter, Stats: func() probe.FaultStats {
 		st := conn.Proxy.Stats()
-		return st.AckFrames, st.AcksDropped + st.AcksCut
-	}
+		return probe.FaultStats{AckFrames: st.AckFrames, AcksDropped: st.AcksDropped, AcksCut: st.AcksCut, Cuts: st.Cuts, Connections: st.Connections}
+	}}
 	res, err := probe.Run(ctx, conn.NC, conn.JS, cfg)
 	if res != nil {
 		b, _ := json.MarshalIndent(res.Modes, "", " ")
@@ -79,8 +77,8 @@ func TestCutConnection(t *testing.T) {
 		t.Parallel()
 		res := runFaulty(t, faults.Config{CutAfter: 30}, probe.Standard)
 		m := res.Modes[0]
-		if res.Faults != nil {
-			t.Errorf("the probe does not fill Faults; the command does")
+		if f := res.Faults; f == nil || f.CutAfter != 30 || f.Cuts != 1 || f.AckFrames < 30 {
+			t.Errorf("faults %+v", f)
 		}
 		if *m.AcksLost == 0 || m.RedeliveredAfterAck == 0 || m.AckedOnce+m.RedeliveredMessages != 100 {
 			t.Errorf("standard after a cut: lost %d, redelivered after ack %d, acked once %d", *m.AcksLost, m.RedeliveredAfterAck, m.AckedOnce)
@@ -132,10 +130,9 @@ func TestGiveUp(t *testing.T) {
 // middle of a run, through another connection that fetches it and never
 // acks, as a delivery lost in a leader change would be. The probe must
 // wait for the redelivery after AckWait, ack it as its mode does, and say
-// what happened, without calling it an ack failure. In a compare run,
-// where both modes' messages are published up front, the first mode's
-// fetch for the missing message brings the second mode's: that mode must
-// still get and ack them.
+// what happened (lost_delivery, info), without calling it an ack failure.
+// In a compare run the second mode's messages are stored only once the
+// first mode has settled, so the first mode's wait cannot take them.
 func TestLostDelivery(t *testing.T) {
 	t.Parallel()
 	for name, modes := range map[string][]probe.Mode{
@@ -153,8 +150,8 @@ func TestLostDelivery(t *testing.T) {
 			cfg.AckWait = time.Second
 			cfg.Timeout = 2 * time.Second
 			var stolen uint64
-			cfg.Progress = func(done, total int) {
-				if stolen != 0 || done == 0 {
+			cfg.Progress = func(pr probe.Progress) {
+				if stolen != 0 || pr.Phase != "ack" || pr.Mode != mode || pr.Done == 0 {
 					return
 				}
 				cons, err := thief.Consumer(context.Background(), "ACKPROBE_LOST", "ACKPROBE_LOST")
@@ -180,17 +177,16 @@ func TestLostDelivery(t *testing.T) {
 				t.Fatal("the thief got no message: the probe had every message in hand after its first batch")
 			}
 			m := res.Modes[0]
-			t.Logf("stole stream seq %d; acks %d redelivered %d (after ack %d) notes %q", stolen, m.Acks, m.RedeliveredMessages, m.RedeliveredAfterAck, res.Notes)
+			b, _ := json.Marshal(res.Findings)
+			t.Logf("stole stream seq %d; classes %+v findings %s", stolen, m.Classes, b)
 			// On a loaded machine a held message may also outlast AckWait:
 			// that is counted apart, as redelivered before its ack.
-			lostDeliveries := m.RedeliveredMessages - m.RedeliveredAfterAck - m.RedeliveredBeforeAck
-			if m.Acks != cfg.Count || m.Errors != 0 || lostDeliveries != 1 || m.RedeliveredAfterAck != 0 || m.AckedOnce != cfg.Count-m.RedeliveredMessages {
+			c := m.Classes
+			if m.Acks != cfg.Count || m.Errors != 0 || c.LostDelivery != 1 || m.LostDeliveries != 1 || c.RedeliveredAfterConfirmedAck != 0 || c.LostStandardAck != 0 || m.AckedOnce != cfg.Count-m.RedeliveredMessages {
 				t.Errorf("%s: %+v", mode, m)
 			}
 			for _, other := range res.Modes[1:] {
-				// Held while the first mode waited out AckWait, some may
-				// come back before their ack; none after it.
-				if other.Acks != cfg.Count || other.Errors != 0 || other.RedeliveredAfterAck != 0 {
+				if other.Acks != cfg.Count || other.Errors != 0 || other.Classes.LostDelivery != 0 || other.Classes.RedeliveredAfterConfirmedAck != 0 {
 					t.Errorf("%s, after the first mode lost a delivery: %+v", other.Mode, other)
 				}
 			}
@@ -198,11 +194,11 @@ func TestLostDelivery(t *testing.T) {
 			if last := final.Steps[len(final.Steps)-1]; last.NumAckPending != 0 || last.NumPending != 0 {
 				t.Errorf("not every message ended acked: %+v", last)
 			}
-			want := fmt.Sprintf("%s: 1 message(s) were redelivered that the probe had never received", mode)
-			if !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.HasPrefix(n, want) }) {
-				t.Errorf("notes %q lack %q", res.Notes, want)
+			want := probe.Finding{Code: probe.CodeLostDelivery, Mode: mode, Severity: probe.SeverityInfo, Count: 1}
+			if !slices.ContainsFunc(res.Findings, func(f probe.Finding) bool { f.Message = ""; return f == want }) {
+				t.Errorf("findings lack %+v", want)
 			}
-			if !res.OK && (mode == probe.Confirmed || len(modes) > 1) {
+			if !res.OK {
 				t.Errorf("a lost delivery is not an ack failure: %v", res.Problems)
 			}
 		})

@@ -92,3 +92,18 @@ func (r *recorder) buckets(k int) []Bucket {
 	}
 	return out
 }
+
+// atOrAbove counts the samples of at least d (to the histogram's
+// precision: samples within a bucket that holds d count).
+func (r *recorder) atOrAbove(d time.Duration) int64 {
+	if r.h.TotalCount() == 0 || r.h.Max() < int64(d) {
+		return 0
+	}
+	var n int64
+	for _, bar := range r.h.Distribution() {
+		if bar.To >= int64(d) {
+			n += bar.Count
+		}
+	}
+	return n
+}

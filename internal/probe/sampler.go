@@ -81,11 +81,13 @@ func newHoldRing() *holdRing {
 // sets them beside the client's figures: ack_time is delivery → ack applied
 // on the server; subtracting the client's hold time leaves the time the
 // message and its ack spent between the two (the delivery and ack legs).
+// A nil *sampler collects nothing.
 type sampler struct {
-	sub  *nats.Subscription
-	p    *prober
-	mu   sync.Mutex
-	ring *holdRing
+	sub    *nats.Subscription
+	r      *roundRun
+	reason string // why it is nil, or "on, sample_freq N%"
+	mu     sync.Mutex
+	ring   *holdRing
 	// per mode
 	ackTime []*recorder
 	transit []*recorder
@@ -93,40 +95,55 @@ type sampler struct {
 	bad     int64
 }
 
-// startSampler subscribes to the consumer's ack metrics. It returns nil and
-// a reason when the server's view is not available.
-func (p *prober) startSampler(ctx context.Context) (*sampler, string) {
-	if p.cfg.ServerSample == "" {
-		return nil, "off (--server-sample 0)"
+// startSampler subscribes to the consumer's ack metrics for this round.
+// When the server's view is not available, the sampler records only why.
+func (r *roundRun) startSampler(ctx context.Context) *sampler {
+	p := r.p
+	off := func(reason string) *sampler { return &sampler{reason: reason} }
+	if p.sample == "" {
+		if p.created.Consumer {
+			return off("off (--server-sample 0)")
+		}
+		return off(fmt.Sprintf("unavailable: consumer %q has no sample_freq (it was created without it)", p.consumer))
 	}
-	if got := p.cons.CachedInfo().Config.SampleFrequency; got == "" {
-		return nil, fmt.Sprintf("unavailable: consumer %q has no sample_freq (it was created without it)", p.res.Consumer)
-	}
-	s := &sampler{p: p, ring: newHoldRing()}
+	s := &sampler{r: r, ring: newHoldRing()}
 	for range p.cfg.Modes {
 		s.ackTime = append(s.ackTime, newRecorder())
 		s.transit = append(s.transit, newRecorder())
 		s.events = append(s.events, 0)
 	}
-	subject := ackMetricPrefix + p.res.Stream + "." + p.res.Consumer
+	subject := ackMetricPrefix + p.stream + "." + p.consumer
 	before := p.nc.LastError()
 	sub, err := p.nc.Subscribe(subject, s.handle)
 	if err != nil {
-		return nil, fmt.Sprintf("unavailable: subscribe to %s: %v", subject, err)
+		return off(fmt.Sprintf("unavailable: subscribe to %s: %v", subject, err))
 	}
 	// A denied subscription is reported asynchronously; a flush makes sure
 	// the server has seen the SUB before we look.
 	if err := p.nc.FlushWithContext(ctxTimeout(ctx, p.cfg.Timeout)); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, fmt.Sprintf("unavailable: %v", err)
+		return off(fmt.Sprintf("unavailable: %v", err))
 	}
 	if last := p.nc.LastError(); last != nil && last != before && errors.Is(last, nats.ErrPermissionViolation) &&
 		strings.Contains(strings.ToLower(last.Error()), strings.ToLower(subject)) {
 		_ = sub.Unsubscribe()
-		return nil, fmt.Sprintf("unavailable: this account may not subscribe to %s (permissions)", subject)
+		return off(fmt.Sprintf("unavailable: this account may not subscribe to %s (permissions)", subject))
 	}
 	s.sub = sub
-	return s, "on, sample_freq " + p.cfg.ServerSample
+	s.reason = "on, sample_freq " + p.sample
+	return s
+}
+
+func (s *sampler) on() bool { return s != nil && s.sub != nil }
+
+// all reports whether the server reports every ack.
+func (s *sampler) all() bool { return s.on() && s.r.p.sample == "100%" }
+
+func (s *sampler) state() string {
+	if s == nil {
+		return ""
+	}
+	return s.reason
 }
 
 func ctxTimeout(ctx context.Context, d time.Duration) context.Context {
@@ -137,7 +154,7 @@ func ctxTimeout(ctx context.Context, d time.Duration) context.Context {
 
 // held records the client's hold time of a message about to be acked.
 func (s *sampler) held(seq uint64, hold time.Duration) {
-	if s == nil {
+	if !s.on() {
 		return
 	}
 	i := seq % holdRingSize
@@ -154,11 +171,14 @@ func (s *sampler) handle(m *nats.Msg) {
 		s.mu.Unlock()
 		return
 	}
-	mode := s.p.owner(e.StreamSeq)
+	mode := s.r.l.ownerOf(e.StreamSeq)
 	if mode < 0 {
 		return
 	}
 	ackTime := time.Duration(e.AckTime)
+	if o := s.r.p.cfg.Observer; o != nil {
+		o.ServerAckTime(s.r.p.cfg.Modes[mode], ackTime)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.events[mode]++
@@ -169,9 +189,10 @@ func (s *sampler) handle(m *nats.Msg) {
 }
 
 // wait gives the events of mode idx time to arrive: until want of them
-// came, or nothing arrived for a while.
+// came (want < 0: a sample, of unknown size), or nothing arrived for a
+// while.
 func (s *sampler) wait(ctx context.Context, idx int, want int64) {
-	if s == nil {
+	if !s.on() {
 		return
 	}
 	const quiet = 250 * time.Millisecond
@@ -180,7 +201,7 @@ func (s *sampler) wait(ctx context.Context, idx int, want int64) {
 		s.mu.Lock()
 		n := s.events[idx]
 		s.mu.Unlock()
-		if n >= want || time.Since(lastChange) > quiet || ctx.Err() != nil {
+		if want >= 0 && n >= want || time.Since(lastChange) > quiet || ctx.Err() != nil {
 			return
 		}
 		if n != last {
@@ -191,17 +212,18 @@ func (s *sampler) wait(ctx context.Context, idx int, want int64) {
 }
 
 // view returns the server's figures for mode idx.
-func (s *sampler) view(idx int) *ServerView {
-	if s == nil {
+func (s *sampler) view(idx int, ackWait time.Duration) *ServerView {
+	if !s.on() {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &ServerView{Events: s.events[idx], AckTimeUS: s.ackTime[idx].summary(), TransitUS: s.transit[idx].summary()}
+	return &ServerView{Events: s.events[idx], AckTimeUS: s.ackTime[idx].summary(), TransitUS: s.transit[idx].summary(),
+		ReachedAckWait: s.ackTime[idx].atOrAbove(ackWait)}
 }
 
 func (s *sampler) stop() {
-	if s != nil && s.sub != nil {
+	if s.on() {
 		_ = s.sub.Unsubscribe()
 	}
 }

@@ -7,11 +7,12 @@ import (
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
-// faultsSection shows what fault injection did to each mode, and whether
-// the expected story came out of the measurement: standard acks lost on the
-// way turn into redeliveries; confirmed acks lost turn into retries and no
-// redelivery.
-func faultsSection(b *strings.Builder, res *probe.Result, p palette) {
+// faultsSection shows what fault injection did to each mode, as figures:
+// what the story means (lost standard acks came back as redeliveries;
+// lost confirmed acks were noticed and sent again) is told by the
+// findings under each mode.
+func (v view) faultsSection(b *strings.Builder) {
+	res, p := v.res, v.p
 	f := res.Faults
 	what := []string{}
 	if f.DropRate > 0 {
@@ -26,21 +27,20 @@ func faultsSection(b *strings.Builder, res *probe.Result, p palette) {
 	}
 	fmt.Fprintf(b, "%s %s (proxy: %s)\n", p.title.Sprint("fault injection:"), strings.Join(what, " and "), counts)
 
-	t, row := modeTable(res, p)
-	ptr := func(v *int64) string {
-		if v == nil {
+	t, row := v.modeTable()
+	ptr := func(n *int64) string {
+		if n == nil {
 			return "-"
 		}
-		return num(*v)
+		return num(*n)
 	}
 	row("ack frames sent", func(m probe.ModeResult) string { return ptr(m.AckFrames) })
 	row("acks lost on the way", func(m probe.ModeResult) string { return ptr(m.AcksLost) })
-	row("redeliveries by the server", func(m probe.ModeResult) string {
-		s := num(m.Redelivered)
-		if m.Redelivered > 0 && m.Mode == probe.Confirmed && m.RedeliveredAfterAck > 0 {
-			return p.bad.Sprint(s)
+	row("redelivered by the server", func(m probe.ModeResult) string {
+		if m.Redelivered == 0 {
+			return "0"
 		}
-		return s
+		return v.paint(v.severity(m.Mode, probe.RedeliveryCodes...), redeliveries(m))
 	})
 	row("confirmed-ack timeouts", func(m probe.ModeResult) string { return confirmedOnly(m, m.Timeouts) })
 	row("confirmed-ack retries", func(m probe.ModeResult) string { return confirmedOnly(m, m.Retries) })
@@ -49,47 +49,14 @@ func faultsSection(b *strings.Builder, res *probe.Result, p palette) {
 		if m.AckedOnce == res.Count {
 			return p.good.Sprint(s)
 		}
-		return p.warn.Sprint(s)
+		return v.paint(v.severity(m.Mode, probe.RedeliveryCodes...), s)
 	})
-	b.WriteString(t.Render() + "\n")
-	for _, m := range res.Modes {
-		held, text := faultStory(m)
-		mark := p.good.Sprint("✓")
-		if !held {
-			mark = p.warn.Sprint("?")
-		}
-		fmt.Fprintf(b, "%s %s\n", mark, text)
-	}
-	b.WriteString("\n")
+	b.WriteString(t.Render() + "\n\n")
 }
 
-func confirmedOnly(m probe.ModeResult, v int) string {
+func confirmedOnly(m probe.ModeResult, n int) string {
 	if m.Mode != probe.Confirmed {
 		return "-"
 	}
-	return num(v)
-}
-
-// faultStory says whether the mode behaved as the expected story says, in
-// plain words, from the measured figures alone.
-func faultStory(m probe.ModeResult) (held bool, text string) {
-	lost := int64(0)
-	if m.AcksLost != nil {
-		lost = *m.AcksLost
-	}
-	switch {
-	case lost == 0:
-		return false, fmt.Sprintf("%s: no ack was lost on the way, so there is nothing to show", string(m.Mode))
-	case m.Mode == probe.Standard && m.RedeliveredAfterAck > 0:
-		return true, fmt.Sprintf("standard: %s ack(s) lost on the way; Ack() returned no error for any of them, and %s message(s) came back as redeliveries after the ack wait.",
-			num(lost), num(m.RedeliveredAfterAck))
-	case m.Mode == probe.Standard:
-		return false, fmt.Sprintf("standard: %s ack(s) lost on the way, yet no redelivery was seen: not the expected story (were the lost frames acks of redeliveries only?)", num(lost))
-	case m.RedeliveredAfterAck == 0 && m.Errors == 0 && m.Retries > 0:
-		return true, fmt.Sprintf("confirmed: %s ack(s) lost on the way; each was noticed (%s timeouts) and sent again (%s retries), and no acked message was redelivered.",
-			num(lost), num(m.Timeouts), num(m.Retries))
-	case m.Errors > 0:
-		return false, fmt.Sprintf("confirmed: %s ack(s) still failed after their retries: not the expected story", num(m.Errors))
-	}
-	return false, fmt.Sprintf("confirmed: %s ack(s) lost, %s retries, %s redelivered after an ack: not the expected story", num(lost), num(m.Retries), num(m.RedeliveredAfterAck))
+	return num(n)
 }

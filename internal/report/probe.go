@@ -1,46 +1,101 @@
 package report
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
 
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
-// JSON writes the result as one indented JSON document.
-func JSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// Probe writes a probe result as tables and a plain-words verdict.
+// Probe writes a probe result as tables and its findings in plain words.
+// Marks and colors come from the findings' severities; nothing here
+// judges a figure.
 func Probe(w io.Writer, res *probe.Result, o Options) error {
 	p := newPalette(o.Color)
+	v := view{res: res, o: o, p: p}
 	var b strings.Builder
-	header(&b, res, o, p)
-	b.WriteString(stepsTable(res, p))
+	v.header(&b)
+	b.WriteString(v.stepsTable())
 	b.WriteString("\n")
-	b.WriteString(figuresTable(res, p))
+	b.WriteString(v.figuresTable())
 	b.WriteString("\n")
 	if res.Faults != nil {
-		faultsSection(&b, res, p)
+		v.faultsSection(&b)
 	}
 	if res.Count > 1 {
-		histograms(&b, res, p)
+		v.histograms(&b)
 	}
-	verdict(&b, res, p)
+	v.verdict(&b)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func header(b *strings.Builder, res *probe.Result, o Options, p palette) {
-	cmd := o.Command
+// view is one rendering of a result.
+type view struct {
+	res *probe.Result
+	o   Options
+	p   palette
+}
+
+// narrow reports whether the terminal is too narrow for the full tables.
+func (v view) narrow() bool { return v.o.Width > 0 && v.o.Width < 120 }
+
+// severity is the worst severity among mode m's findings with the given
+// codes (all codes when none are given).
+func (v view) severity(m probe.Mode, codes ...string) probe.Severity {
+	worst := probe.Severity("")
+	for _, f := range v.res.Findings {
+		if f.Mode != m || len(codes) > 0 && !contains(codes, f.Code) {
+			continue
+		}
+		if f.Severity.Rank() > worst.Rank() {
+			worst = f.Severity
+		}
+	}
+	return worst
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// paint colors s by a severity: fail red, warn yellow, otherwise as is.
+func (v view) paint(sev probe.Severity, s string) string {
+	switch sev {
+	case probe.SeverityFail:
+		return v.p.bad.Sprint(s)
+	case probe.SeverityWarn:
+		return v.p.warn.Sprint(s)
+	}
+	return s
+}
+
+// mark is the symbol of a severity: ✗ fail, ! warn, · info, ✓ none.
+func (v view) mark(sev probe.Severity) string {
+	switch sev {
+	case probe.SeverityFail:
+		return v.p.bad.Sprint("✗")
+	case probe.SeverityWarn:
+		return v.p.warn.Sprint("!")
+	case probe.SeverityInfo:
+		return v.p.dim.Sprint("·")
+	}
+	return v.p.good.Sprint("✓")
+}
+
+func (v view) header(b *strings.Builder) {
+	res, p := v.res, v.p
+	cmd := v.o.Command
 	if cmd == "" {
 		cmd = "probe"
 	}
@@ -66,7 +121,7 @@ func header(b *strings.Builder, res *probe.Result, o Options, p palette) {
 	origin := func(created bool) string {
 		switch {
 		case created && res.Created.Kept:
-			return "created, kept"
+			return "created, kept for the next run"
 		case created:
 			return "created, removed after"
 		}
@@ -76,22 +131,29 @@ func header(b *strings.Builder, res *probe.Result, o Options, p palette) {
 	if res.Count != 1 {
 		per = "messages"
 	}
-	fmt.Fprintf(b, "stream %s (%s, %s, R%d)  consumer %s (%s)  subject %s  %s %s per mode, ack wait %s\n",
-		p.bold.Sprint(res.Stream), origin(res.Created.Stream), res.Storage, res.Replicas,
-		p.bold.Sprint(res.Consumer), origin(res.Created.Consumer), res.Subject,
-		num(res.Count), per, res.AckWait)
+	b.WriteString(v.wrap(fmt.Sprintf("stream %s (%s; %s, R%d)  subject %s", p.bold.Sprint(res.Stream), origin(res.Created.Stream), res.Storage, res.Replicas, res.Subject), 0) + "\n")
+	b.WriteString(v.wrap(fmt.Sprintf("consumer %s (%s); ack wait %s; %s %s per mode", p.bold.Sprint(res.Consumer), origin(res.Created.Consumer), res.AckWait, num(res.Count), per), 0) + "\n")
 	if res.ServerSampling != "" && !strings.HasPrefix(res.ServerSampling, "on") {
-		fmt.Fprintf(b, "%s\n", p.warn.Sprintf("server ack metrics %s", res.ServerSampling))
+		fmt.Fprintf(b, "%s\n", p.dim.Sprintf("server ack metrics %s", res.ServerSampling))
 	}
 	b.WriteString("\n")
 }
 
 // stepsTable shows every consumer snapshot with its change from the one
 // before; all steps are of the same consumer, so deltas run across modes.
-func stepsTable(res *probe.Result, p palette) string {
+// On a narrow terminal the sequences and redelivery counts go, and each
+// change stands next to its figure.
+func (v view) stepsTable() string {
+	res, p := v.res, v.p
 	t := newTable()
-	t.AppendHeader(table.Row{"Mode", "Step", "Pending", "Δ", "Ack Pending", "Δ", "Ack Floor", "Delivered", "Redelivered", "Server Shows"})
-	alignRight(t, 3, 4, 5, 6, 7, 8, 9)
+	narrow := v.narrow()
+	if narrow {
+		t.AppendHeader(table.Row{"Mode", "Step", "Pending", "Ack Pending", "Server Shows"})
+		alignRight(t, 3, 4)
+	} else {
+		t.AppendHeader(table.Row{"Mode", "Step", "Pending", "Δ", "Ack Pending", "Δ", "Ack Floor", "Delivered", "Redelivered", "Server Shows"})
+		alignRight(t, 3, 4, 5, 6, 7, 8, 9)
+	}
 	var prev *probe.Step
 	for mi, m := range res.Modes {
 		if mi > 0 {
@@ -101,23 +163,45 @@ func stepsTable(res *probe.Result, p palette) string {
 			st := m.Steps[si]
 			mode := ""
 			if si == 0 {
-				mode = p.bold.Sprint(string(m.Mode))
+				mode = p.bold.Sprint(modeLabel(m.Mode, narrow))
 			}
 			dp, da := "", ""
 			if prev != nil {
 				dp = p.delta(int64(st.NumPending) - int64(prev.NumPending))
 				da = p.delta(int64(st.NumAckPending) - int64(prev.NumAckPending))
 			}
-			t.AppendRow(table.Row{mode, st.Step, num(st.NumPending), dp, num(st.NumAckPending), da,
-				num(st.AckFloorStreamSeq), num(st.DeliveredStreamSeq), num(st.NumRedelivered), stepView(m, si, p)})
+			if narrow {
+				t.AppendRow(table.Row{mode, st.Step, joinDelta(num(st.NumPending), dp), joinDelta(num(st.NumAckPending), da), v.stepView(m, si)})
+			} else {
+				t.AppendRow(table.Row{mode, st.Step, num(st.NumPending), dp, num(st.NumAckPending), da,
+					num(st.AckFloorStreamSeq), num(st.DeliveredStreamSeq), num(st.NumRedelivered), v.stepView(m, si)})
+			}
 			prev = &m.Steps[si]
 		}
 	}
 	return t.Render() + "\n"
 }
 
+func joinDelta(figure, delta string) string {
+	if delta == "" {
+		return figure
+	}
+	return figure + " " + delta
+}
+
+func modeLabel(m probe.Mode, narrow bool) string {
+	if !narrow {
+		return string(m)
+	}
+	if m == probe.Confirmed {
+		return "conf"
+	}
+	return "std"
+}
+
 // stepView explains one snapshot in words.
-func stepView(m probe.ModeResult, i int, p palette) string {
+func (v view) stepView(m probe.ModeResult, i int) string {
+	p := v.p
 	st := m.Steps[i]
 	switch st.Step {
 	case "start":
@@ -125,18 +209,18 @@ func stepView(m probe.ModeResult, i int, p palette) string {
 	case "received":
 		return p.dim.Sprintf("%s delivered, unacked", num(st.NumAckPending))
 	case "acked":
-		if st.Stale {
-			if m.Mode == probe.Confirmed {
-				return p.bad.Sprint("ack not applied after DoubleAck!")
-			}
-			return p.warn.Sprint("ack not applied yet")
+		if !st.Stale {
+			return p.good.Sprint("ack applied")
 		}
-		return p.good.Sprint("ack applied")
+		if v.severity(m.Mode, probe.CodeStaleRead) == probe.SeverityFail {
+			return p.bad.Sprint("ack not applied after DoubleAck!")
+		}
+		return p.warn.Sprint("ack not applied yet")
 	case "settled":
-		return p.good.Sprintf("ack applied after %s", us(m.Visibility.LagUS.Max))
+		return p.good.Sprintf("ack applied after %s", us(st.VisibleAfterUS))
 	case "collected":
 		if st.NumAckPending > 0 {
-			return p.warn.Sprintf("%s still ack pending", num(st.NumAckPending))
+			return v.paint(v.severity(m.Mode, probe.CodeUnsettled), fmt.Sprintf("%s still ack pending", num(st.NumAckPending)))
 		}
 		return p.good.Sprint("redeliveries collected")
 	}
@@ -144,8 +228,9 @@ func stepView(m probe.ModeResult, i int, p palette) string {
 }
 
 // figuresTable puts the measurements of each mode side by side.
-func figuresTable(res *probe.Result, p palette) string {
-	t, row := modeTable(res, p)
+func (v view) figuresTable() string {
+	res, p := v.res, v.p
+	t, row := v.modeTable()
 	row("acks", func(m probe.ModeResult) string { return num(m.Acks) })
 	if res.Count == 1 {
 		row("ack call", func(m probe.ModeResult) string { return us(m.AckLatencyUS.Max) })
@@ -154,6 +239,9 @@ func figuresTable(res *probe.Result, p palette) string {
 		row("ack call p90", func(m probe.ModeResult) string { return us(m.AckLatencyUS.P90) })
 		row("ack call p99", func(m probe.ModeResult) string { return us(m.AckLatencyUS.P99) })
 		row("ack call max", func(m probe.ModeResult) string { return us(m.AckLatencyUS.Max) })
+		row("delivery → ack p99", func(m probe.ModeResult) string {
+			return v.paint(v.severity(m.Mode, probe.CodeAckWaitTooShort), us(m.DeliveryToAckUS.P99))
+		})
 		row("acks per second", func(m probe.ModeResult) string { return rate(m.AcksPerSec) })
 	}
 	if hasServerView(res) {
@@ -166,56 +254,55 @@ func figuresTable(res *probe.Result, p palette) string {
 			}
 		}
 		if res.Count == 1 {
-			row("server: delivery → ack applied", sv(func(v *probe.ServerView) string { return us(v.AckTimeUS.Max) }))
-			row("ack legs (client ↔ server)", sv(func(v *probe.ServerView) string { return us(v.TransitUS.Max) }))
+			row("server: delivery → ack applied", sv(func(s *probe.ServerView) string { return us(s.AckTimeUS.Max) }))
+			row("ack legs (client ↔ server)", sv(func(s *probe.ServerView) string { return us(s.TransitUS.Max) }))
 		} else {
-			row("server: delivery → ack p50", sv(func(v *probe.ServerView) string { return us(v.AckTimeUS.P50) }))
-			row("server: delivery → ack p99", sv(func(v *probe.ServerView) string { return us(v.AckTimeUS.P99) }))
-			row("ack legs p50", sv(func(v *probe.ServerView) string { return us(v.TransitUS.P50) }))
-			row("ack legs p99", sv(func(v *probe.ServerView) string { return us(v.TransitUS.P99) }))
-			row("server ack events", sv(func(v *probe.ServerView) string { return num(v.Events) }))
+			row("server: delivery → ack p50", sv(func(s *probe.ServerView) string { return us(s.AckTimeUS.P50) }))
+			row("server: delivery → ack p99", sv(func(s *probe.ServerView) string { return us(s.AckTimeUS.P99) }))
+			row("ack legs p50", sv(func(s *probe.ServerView) string { return us(s.TransitUS.P50) }))
+			row("ack legs p99", sv(func(s *probe.ServerView) string { return us(s.TransitUS.P99) }))
+			row("server ack events", sv(func(s *probe.ServerView) string { return num(s.Events) }))
 		}
 	}
 	row("stale read-backs", func(m probe.ModeResult) string {
-		v := m.Visibility
-		s := fmt.Sprintf("%s of %s", num(v.StaleReads), num(v.ReadBacks))
-		switch {
-		case v.StaleReads == 0:
+		vis := m.Visibility
+		s := fmt.Sprintf("%s of %s", num(vis.StaleReads), num(vis.ReadBacks))
+		if vis.StaleReads == 0 {
 			return p.good.Sprint(s)
-		case m.Mode == probe.Confirmed:
-			return p.bad.Sprint(s)
 		}
-		return p.warn.Sprint(s)
+		return v.paint(v.severity(m.Mode, probe.CodeStaleRead), s)
 	})
 	row("visible after", func(m probe.ModeResult) string {
-		v := m.Visibility
+		vis := m.Visibility
 		switch {
-		case v.NotVisible > 0:
-			return p.bad.Sprintf("%d never", v.NotVisible)
-		case v.StaleReads == 0:
+		case vis.NotVisible > 0:
+			return v.paint(v.severity(m.Mode, probe.CodeStaleRead), fmt.Sprintf("%d never", vis.NotVisible))
+		case vis.StaleReads == 0:
 			return p.good.Sprint("at once")
-		case v.LagUS.Count == 1:
-			return us(v.LagUS.Max)
+		case vis.LagUS.Count == 1:
+			return us(vis.LagUS.Max)
 		}
-		return fmt.Sprintf("p50 %s, max %s", us(v.LagUS.P50), us(v.LagUS.Max))
+		return fmt.Sprintf("p50 %s, max %s", us(vis.LagUS.P50), us(vis.LagUS.Max))
 	})
 	row("redelivered", func(m probe.ModeResult) string {
-		if m.Redelivered > 0 {
-			if m.Mode == probe.Confirmed {
-				return p.bad.Sprint(num(m.Redelivered))
-			}
-			return p.warn.Sprint(num(m.Redelivered))
+		if m.Redelivered == 0 {
+			return "0"
 		}
-		return "0"
+		return v.paint(v.severity(m.Mode, probe.RedeliveryCodes...), redeliveries(m))
 	})
 	row("errors / retries", func(m probe.ModeResult) string {
 		s := fmt.Sprintf("%s / %s", num(m.Errors), num(m.Retries))
-		if m.Errors > 0 {
-			return p.bad.Sprint(s)
-		}
-		return s
+		return v.paint(v.severity(m.Mode, probe.CodeAckFailed, probe.CodeGaveUp), s)
 	})
 	return t.Render() + "\n"
+}
+
+// redeliveries says how many deliveries of how many messages came back.
+func redeliveries(m probe.ModeResult) string {
+	if m.RedeliveredMessages == m.Redelivered {
+		return num(m.Redelivered)
+	}
+	return fmt.Sprintf("%s deliveries of %s messages", num(m.Redelivered), num(m.RedeliveredMessages))
 }
 
 func hasServerView(res *probe.Result) bool {
@@ -229,19 +316,19 @@ func hasServerView(res *probe.Result) bool {
 
 // modeTable returns a table with a column per mode and a function that
 // adds a row of one figure per mode.
-func modeTable(res *probe.Result, p palette) (table.Writer, func(label string, f func(m probe.ModeResult) string)) {
+func (v view) modeTable() (table.Writer, func(label string, f func(m probe.ModeResult) string)) {
 	t := newTable()
 	head := table.Row{""}
-	cols := make([]int, 0, len(res.Modes))
-	for i, m := range res.Modes {
-		head = append(head, p.bold.Sprint(string(m.Mode)))
+	cols := make([]int, 0, len(v.res.Modes))
+	for i, m := range v.res.Modes {
+		head = append(head, v.p.bold.Sprint(string(m.Mode)))
 		cols = append(cols, i+2)
 	}
 	t.AppendHeader(head)
 	alignRight(t, cols...)
 	return t, func(label string, f func(m probe.ModeResult) string) {
 		r := table.Row{label}
-		for _, m := range res.Modes {
+		for _, m := range v.res.Modes {
 			r = append(r, f(m))
 		}
 		t.AppendRow(r)
@@ -249,8 +336,9 @@ func modeTable(res *probe.Result, p palette) (table.Writer, func(label string, f
 }
 
 // histograms draws each mode's ack-call latency distribution.
-func histograms(b *strings.Builder, res *probe.Result, p palette) {
-	for _, m := range res.Modes {
+func (v view) histograms(b *strings.Builder) {
+	p := v.p
+	for _, m := range v.res.Modes {
 		l := m.AckLatencyUS
 		if len(l.Buckets) == 0 {
 			continue
@@ -269,72 +357,90 @@ func histograms(b *strings.Builder, res *probe.Result, p palette) {
 	}
 }
 
-// verdict says in plain words what the figures mean.
-func verdict(b *strings.Builder, res *probe.Result, p palette) {
+// verdict writes, per mode, a line of figures marked by the worst of the
+// mode's findings, then each finding under it; what could not be cleaned
+// up; and the closing line, from OK.
+func (v view) verdict(b *strings.Builder) {
+	res, p := v.res, v.p
 	for _, m := range res.Modes {
-		fmt.Fprintf(b, "%s %s\n", bullet(m, p), modeVerdict(m, res.Count))
+		fmt.Fprintf(b, "%s %s\n", v.mark(v.severity(m.Mode)), v.wrap(modeSummary(m, res.Count), 2))
+		v.findings(b, m.Mode)
 	}
-	for _, n := range res.Notes {
-		if strings.HasPrefix(n, "standard:") {
-			continue // the mode's verdict above says it
-		}
-		fmt.Fprintf(b, "%s %s\n", p.dim.Sprint("·"), n)
-	}
-	for _, f := range res.CleanupFailures {
-		fmt.Fprintf(b, "%s could not clean up %s\n", p.bad.Sprint("✗"), f)
+	v.findings(b, "")
+	for _, l := range res.Leftovers {
+		fmt.Fprintf(b, "%s could not clean up %s\n", p.bad.Sprint("✗"), l)
 	}
 	if res.OK {
 		fmt.Fprintf(b, "\n%s\n", p.good.Sprint("OK: every check held"))
 		return
 	}
-	fmt.Fprintf(b, "\n%s\n", p.bad.Sprintf("FAILED: %d check(s) did not hold", len(res.Problems)))
-	for _, pr := range res.Problems {
-		fmt.Fprintf(b, "  %s %s\n", p.bad.Sprint("✗"), pr)
+	fmt.Fprintf(b, "\n%s\n", p.bad.Sprintf("FAILED: %d check(s) did not hold (marked ✗ above)", len(res.Problems)))
+}
+
+// findings writes mode m's findings ("" for the run's own), indented and
+// wrapped to the terminal.
+func (v view) findings(b *strings.Builder, m probe.Mode) {
+	for _, f := range v.res.Findings {
+		if f.Mode != m {
+			continue
+		}
+		fmt.Fprintf(b, "    %s %s\n", v.mark(f.Severity), v.wrap(f.Message, 6))
 	}
 }
 
-func bullet(m probe.ModeResult, p palette) string {
-	switch {
-	case m.Mode == probe.Confirmed && (m.Errors > 0 || m.Visibility.StaleReads > 0 || m.Redelivered > 0):
-		return p.bad.Sprint("✗")
-	case m.Mode == probe.Standard && (m.Visibility.StaleReads > 0 || m.Redelivered > 0):
-		return p.warn.Sprint("!")
+// wrap breaks s into lines that fit the terminal after indent columns,
+// indenting the continuation lines; unchanged when the width is unknown.
+func (v view) wrap(s string, indent int) string {
+	if v.o.Width <= indent+20 {
+		return s
 	}
-	return p.good.Sprint("✓")
+	lines := strings.Split(text.WrapSoft(s, v.o.Width-indent), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimRight(lines[i], " ")
+	}
+	return strings.Join(lines, "\n"+strings.Repeat(" ", indent))
 }
 
-func modeVerdict(m probe.ModeResult, count int) string {
-	v := m.Visibility
+// modeSummary states a mode's figures in words.
+func modeSummary(m probe.ModeResult, count int) string {
+	vis := m.Visibility
 	if count == 1 {
 		call := us(m.AckLatencyUS.Max)
 		switch {
-		case m.Mode == probe.Standard && v.NotVisible > 0:
-			return fmt.Sprintf("standard ack: Ack() returned in %s, but the server never showed the ack: it was lost and the message will be redelivered after the ack wait.", call)
-		case m.Mode == probe.Standard && v.StaleReads > 0:
-			return fmt.Sprintf("standard ack: Ack() returned in %s, but the server still showed the message ack-pending when read back at once; the ack showed %s later.", call, us(v.LagUS.Max))
+		case m.Acks == 0 && m.LastError != "":
+			return fmt.Sprintf("%s ack: the ack call failed: %s.", m.Mode, m.LastError)
 		case m.Mode == probe.Standard:
-			return fmt.Sprintf("standard ack: Ack() returned in %s and this time the immediate read-back already showed it; nothing guarantees that.", call)
-		case m.Errors > 0:
-			return fmt.Sprintf("confirmed ack: DoubleAck() failed: %s.", m.LastError)
-		case v.StaleReads > 0:
-			return fmt.Sprintf("confirmed ack: DoubleAck() returned in %s, yet the server still showed the message ack-pending: that should never happen.", call)
+			return fmt.Sprintf("standard ack: Ack() returned in %s, once the ack was buffered on the client; %s.", call, readBackWords(vis))
 		}
-		return fmt.Sprintf("confirmed ack: DoubleAck() returned in %s, after the server had applied the ack: the read-back showed it at once.", call)
+		return fmt.Sprintf("confirmed ack: DoubleAck() returned in %s, once the server had applied the ack; %s.", call, readBackWords(vis))
 	}
-	s := fmt.Sprintf("%s: %s acks at %s, p99 %s;", string(m.Mode), num(m.Acks), rate(m.AcksPerSec), us(m.AckLatencyUS.P99))
+	s := fmt.Sprintf("%s: %s acks at %s, p99 %s;", m.Mode, num(m.Acks), rate(m.AcksPerSec), us(m.AckLatencyUS.P99))
 	switch {
-	case v.NotVisible > 0:
-		s += fmt.Sprintf(" %s of %s immediate read-backs still showed the ack pending, and %s never showed it (the ack was lost)", num(v.StaleReads), num(v.ReadBacks), num(v.NotVisible))
-	case v.StaleReads > 0:
-		s += fmt.Sprintf(" %s of %s immediate read-backs still showed the ack pending (visible after p50 %s)", num(v.StaleReads), num(v.ReadBacks), us(v.LagUS.P50))
+	case vis.StaleReads > 0:
+		s += fmt.Sprintf(" %s of %s immediate read-backs still showed the ack pending", num(vis.StaleReads), num(vis.ReadBacks))
+		if vis.LagUS.Count > 0 {
+			s += fmt.Sprintf(" (visible after p50 %s)", us(vis.LagUS.P50))
+		}
 	default:
-		s += fmt.Sprintf(" all %s immediate read-backs showed the ack applied", num(v.ReadBacks))
+		s += fmt.Sprintf(" all %s immediate read-backs showed the ack applied", num(vis.ReadBacks))
 	}
 	if m.Redelivered > 0 {
-		s += fmt.Sprintf("; %s redelivered", num(m.Redelivered))
+		s += fmt.Sprintf("; %s redelivered", redeliveries(m))
 	}
 	if m.Errors > 0 {
-		s += fmt.Sprintf("; %s failed (%s)", num(m.Errors), m.LastError)
+		s += fmt.Sprintf("; %s failed", num(m.Errors))
 	}
 	return s + "."
+}
+
+func readBackWords(vis probe.Visibility) string {
+	switch {
+	case vis.ReadBacks == 0:
+		return "no read-back was taken"
+	case vis.NotVisible > 0:
+		return "the immediate read-back still showed the message ack pending, and the ack never showed"
+	case vis.StaleReads > 0:
+		return fmt.Sprintf("the immediate read-back still showed the message ack pending; the ack showed %s later", us(vis.LagUS.Max))
+	}
+	return "the immediate read-back showed the ack applied"
 }

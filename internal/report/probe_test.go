@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/ackprobe/ackprobe/internal/probe"
@@ -70,9 +71,11 @@ func classic() *probe.Result {
 				Visibility: probe.Visibility{ReadBacks: 1, LagUS: lat(0)},
 			},
 		},
+		Findings: []probe.Finding{{Code: probe.CodeStaleRead, Mode: probe.Standard, Severity: probe.SeverityInfo, Count: 1,
+			Message: "1 of 1 immediate read-backs after Ack() returned still showed the ack pending: the server had not applied it yet"}},
 		OK:       true,
 		Problems: []string{},
-		Notes:    []string{"standard: 1 of 1 immediate read-back(s) still showed the acked message ack-pending"},
+		Notes:    []string{"1 of 1 immediate read-backs after Ack() returned still showed the ack pending: the server had not applied it yet"},
 	}
 }
 
@@ -89,8 +92,18 @@ func scaled() *probe.Result {
 	r.Modes[1].AckLatencyUS = probe.Latency{Count: 1000, P50: 90, P90: 150, P99: 700, Max: 900, Mean: 110, Buckets: buckets}
 	r.Modes[1].AcksPerSec = 8123.4
 	r.Modes[1].Visibility = probe.Visibility{ReadBacks: 100}
+	r.Modes[0].Steps = append(r.Modes[0].Steps, probe.Step{Step: "settled", NumPending: 1, AckFloorStreamSeq: 1, DeliveredStreamSeq: 1, VisibleAfterUS: 310})
+	r.Modes[0].DeliveryToAckUS = probe.Latency{Count: 1000, P50: 30, P90: 60, P99: 120, Max: 400}
+	r.Modes[1].DeliveryToAckUS = probe.Latency{Count: 1000, P50: 120, P90: 200, P99: 800, Max: 1000}
+	r.Findings = []probe.Finding{
+		{Code: probe.CodeStaleRead, Mode: probe.Standard, Severity: probe.SeverityInfo, Count: 96,
+			Message: "96 of 100 immediate read-backs after Ack() returned still showed the ack pending: the server had not applied it yet"},
+		{Code: probe.CodeMaxAckLatency, Mode: probe.Confirmed, Severity: probe.SeverityFail, Count: 1,
+			Message: "--max-ack-latency breached: confirmed ack p99 700µs > 500µs"},
+	}
 	r.OK = false
 	r.Problems = []string{"--max-ack-latency breached: confirmed ack p99 700µs > 500µs"}
+	r.Notes = []string{r.Findings[0].Message}
 	return r
 }
 
@@ -104,6 +117,15 @@ func faulty() *probe.Result {
 	r.Modes[0].Redelivered, r.Modes[0].RedeliveredMessages, r.Modes[0].RedeliveredAfterAck, r.Modes[0].AckedOnce = 24, 20, 20, 80
 	r.Modes[1].AckFrames, r.Modes[1].AcksLost = i64(126), i64(24)
 	r.Modes[1].Timeouts, r.Modes[1].Retries, r.Modes[1].AckedOnce = 24, 24, 100
+	r.Modes[0].Classes.LostStandardAck = 20
+	r.Modes[1].Classes.ConfirmedAfterRetry = 24
+	r.Findings = []probe.Finding{
+		{Code: probe.CodeLostStandardAck, Mode: probe.Standard, Severity: probe.SeverityWarn, Count: 20,
+			Message: "20 standard ack(s) were sent in time and lost: Ack() returned no error, and the message came back after the AckWait (2s)"},
+		{Code: probe.CodeConfirmedAfterRetry, Mode: probe.Confirmed, Severity: probe.SeverityInfo, Count: 24,
+			Message: "24 confirmed ack(s) needed retries (24 timeouts, 24 retries); each landed within the AckWait"},
+	}
+	r.Notes = []string{r.Findings[0].Message, r.Findings[1].Message}
 	return r
 }
 
@@ -118,11 +140,16 @@ func TestProbeGolden(t *testing.T) {
 		{"scaled.txt", scaled(), false},
 		{"scaled.color.txt", scaled(), true},
 		{"faults.txt", faulty(), false},
+		{"scaled.80.txt", scaled(), false},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := Probe(&b, c.res, Options{Color: c.color, Command: "compare"}); err != nil {
+			width := 0
+			if strings.Contains(c.file, ".80.") {
+				width = 80
+			}
+			if err := Probe(&b, c.res, Options{Color: c.color, Command: "compare", Width: width}); err != nil {
 				t.Fatal(err)
 			}
 			out := b.String()
@@ -130,6 +157,13 @@ func TestProbeGolden(t *testing.T) {
 				t.Errorf("ANSI escapes present = %v, want %v", hasANSI, c.color)
 			}
 			golden(t, c.file, out)
+			if width > 0 {
+				for _, line := range strings.Split(out, "\n") {
+					if n := utf8.RuneCountInString(line); n > width {
+						t.Errorf("line of %d columns at width %d: %q", n, width, line)
+					}
+				}
+			}
 		})
 	}
 }

@@ -22,6 +22,10 @@ type Options struct {
 	Color bool
 	// Command is the subcommand that produced the result, for the title.
 	Command string
+	// Width is the terminal's width in columns; 0 means unknown (not a
+	// terminal): tables are drawn in full. Below 120 the probe tables
+	// drop their least important columns instead of wrapping.
+	Width int
 }
 
 // palette holds colors built from an explicit on/off decision rather than

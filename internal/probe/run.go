@@ -1,0 +1,28 @@
+package probe
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Run is one probe: Open, one Round, Close. It returns a Result whenever
+// the probe started, with OK false when a fail finding holds; an error
+// means it could not run or finish, and the Result, if not nil, holds what
+// was measured until then and what could not be cleaned up (Leftovers).
+func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config) (*Result, error) {
+	started := time.Now()
+	p, err := Open(ctx, nc, js, cfg)
+	if p == nil {
+		return nil, err
+	}
+	var r *roundRun
+	if err == nil {
+		r, err = p.round(ctx)
+	}
+	err = p.wrap(ctx, err)
+	left := p.Close(ctx)
+	return p.result(r, left, started), err
+}
