@@ -20,6 +20,8 @@ func main() {
 		stop()
 	}()
 	s := streams{
+		stdin:     os.Stdin,
+		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		stdout:    os.Stdout,
 		stderr:    os.Stderr,
 		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),

@@ -14,6 +14,8 @@ import (
 // streams is where a command reads its environment and writes its output;
 // tests pass buffers.
 type streams struct {
+	stdin                io.Reader
+	stdinTTY             bool
 	stdout, stderr       io.Writer
 	stdoutTTY, stderrTTY bool
 	// width is the terminal's width in columns when stdout is one; 0

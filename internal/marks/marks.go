@@ -13,6 +13,8 @@ const (
 	Subject = "io.ackprobe.subject"
 	// Created is the creation time, RFC 3339 in UTC.
 	Created = "io.ackprobe.created"
+	// Keep is "true" on what a run kept on purpose (--keep) for later runs.
+	Keep = "io.ackprobe.keep"
 
 	// OwnerValue is the value of Owner.
 	OwnerValue = "ackprobe"

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -123,7 +124,8 @@ func (p *Process) Start() {
 	p.t.Fatalf("natstest: nats-server did not listen on %d in time:\n%s", p.Port, log.String())
 }
 
-// Stop ends the process and waits for it.
+// Stop ends the process at once (SIGKILL, as a crash would) and waits
+// for it.
 func (p *Process) Stop() {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
@@ -132,6 +134,28 @@ func (p *Process) Stop() {
 	_, _ = p.cmd.Process.Wait()
 	p.cmd = nil
 }
+
+// Term asks the process to shut down (SIGTERM, as a rolling restart does:
+// the server hands its leaderships over first) and waits up to limit
+// before killing it.
+func (p *Process) Term(limit time.Duration) {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = p.cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	p.cmd = nil
+}
+
+// Running reports whether the process has been started and not stopped.
+func (p *Process) Running() bool { return p.cmd != nil }
 
 // Pid is the process id, for tests that signal it.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }

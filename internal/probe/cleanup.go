@@ -24,7 +24,12 @@ func (p *Probe) Close(ctx context.Context) []Leftover {
 	var left []Leftover
 	remove := func(l Leftover, op func(context.Context) error) {
 		_, err := retryCall(ctx, p, nil, func(ctx context.Context) (struct{}, error) { return struct{}{}, op(ctx) })
-		if err != nil {
+		var lost *ConnectionLostError
+		switch {
+		case errors.As(err, &lost):
+			l.Error = "the server could not be reached"
+			left = append(left, l)
+		case err != nil:
 			l.Error = err.Error()
 			left = append(left, l)
 		}

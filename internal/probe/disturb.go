@@ -24,6 +24,7 @@ import (
 // otherwise reaches a request only as a timeout.
 type connWatch struct {
 	nc      *nats.Conn
+	url     string // redacted, for errors
 	budget  time.Duration
 	ping    time.Duration
 	lastErr error // the connection's last error when the watch began
@@ -33,8 +34,8 @@ type connWatch struct {
 	silentSince time.Time
 }
 
-func (w *connWatch) init(nc *nats.Conn, budget, ping time.Duration) {
-	w.nc, w.budget, w.ping = nc, budget, ping
+func (w *connWatch) init(nc *nats.Conn, url string, budget, ping time.Duration) {
+	w.nc, w.url, w.budget, w.ping = nc, url, budget, ping
 	if nc != nil {
 		w.lastErr = nc.LastError()
 	}
@@ -56,7 +57,7 @@ func (w *connWatch) lost() error {
 		return &PermissionError{Err: last}
 	}
 	if w.nc.IsClosed() {
-		return &ConnectionLostError{URL: w.nc.ConnectedUrlRedacted(), Err: nats.ErrConnectionClosed}
+		return &ConnectionLostError{URL: w.url, Err: nats.ErrConnectionClosed}
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -67,10 +68,10 @@ func (w *connWatch) lost() error {
 		w.downSince = now
 	}
 	if !w.downSince.IsZero() && now.Sub(w.downSince) > w.budget {
-		return &ConnectionLostError{Err: fmt.Errorf("not connected for %s (%w)", now.Sub(w.downSince).Round(time.Millisecond), nats.ErrConnectionReconnecting)}
+		return &ConnectionLostError{URL: w.url, Err: fmt.Errorf("not connected for %s, and no server took it back (%w)", now.Sub(w.downSince).Round(time.Millisecond), nats.ErrConnectionReconnecting)}
 	}
 	if !w.silentSince.IsZero() && now.Sub(w.silentSince) > w.budget {
-		return &ConnectionLostError{URL: w.nc.ConnectedUrlRedacted(), Err: fmt.Errorf("the server has not answered anything, not even a PING, for %s", now.Sub(w.silentSince).Round(time.Millisecond))}
+		return &ConnectionLostError{URL: w.url, Err: fmt.Errorf("the server has not answered anything, not even a PING, for %s", now.Sub(w.silentSince).Round(time.Millisecond))}
 	}
 	return nil
 }
@@ -120,7 +121,7 @@ func (e *ConnectionLostError) Error() string {
 	if e.URL != "" {
 		at = " " + e.URL
 	}
-	return fmt.Sprintf("lost the connection to the server%s during the probe: %v", at, e.Err)
+	return fmt.Sprintf("lost the connection to the server%s: %v", at, e.Err)
 }
 
 func (e *ConnectionLostError) Unwrap() error { return e.Err }

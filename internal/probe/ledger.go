@@ -353,8 +353,21 @@ func (l *ledger) ackDone(d *delivery, o ackOutcome) {
 func (l *ledger) outstanding() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	gaps := int64(l.maxDseq-l.baseDseq) - int64(l.deliveries) - int64(l.lostAccounted)
-	return max(0, l.baseline+l.held+l.strays+int(max(0, gaps))-2*l.straysLanded)
+	return max(0, l.baseline+l.held+l.strays+l.gaps()-2*l.straysLanded)
+}
+
+// gaps counts deliveries the server made that never reached the client
+// and whose messages have not come back since: they are ack pending on the
+// server until their AckWait expires, then redelivered.
+func (l *ledger) gaps() int {
+	return int(max(0, int64(l.maxDseq-l.baseDseq)-int64(l.deliveries)-int64(l.lostAccounted)))
+}
+
+// lostOnTheWay is gaps, under the lock.
+func (l *ledger) lostOnTheWay() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gaps()
 }
 
 // ownerOf returns the mode that published seq, or -1.

@@ -64,6 +64,7 @@ func (r *roundRun) runMode(ctx context.Context, i int) (err error) {
 	defer func() {
 		m.inflight.Wait()
 		rec.elapsed = time.Since(rec.t0)
+		rec.disturbance = rec.dist.summary()
 		if f := p.cfg.Faults; f != nil {
 			st := f.Stats()
 			sent, lost := st.AckFrames-faults0.AckFrames, st.AcksDropped+st.AcksCut-faults0.AcksDropped-faults0.AcksCut
@@ -274,8 +275,11 @@ func (m *modeRun) awaitRedelivery(ctx context.Context, stalled *time.Time) error
 		return err
 	}
 	waited := time.Since(*stalled)
-	if ci.NumPending == 0 && ci.NumAckPending <= m.r.l.outstanding() {
-		return fmt.Errorf("%w: the consumer has no message left to deliver", errNoDelivery)
+	// Deliveries lost on the way come back after their AckWait: while
+	// there are any, something will come.
+	if ci.NumPending == 0 && ci.NumAckPending <= m.r.l.outstanding()-m.r.l.lostOnTheWay() {
+		return fmt.Errorf("%w: the consumer has no message left to deliver (ack pending %d, delivered %d, ack floor %d, %d of %d received)",
+			errNoDelivery, ci.NumAckPending, ci.Delivered.Stream, ci.AckFloor.Stream, m.r.l.received(m.i), m.r.p.cfg.Count)
 	}
 	if limit := m.r.p.ackWait + 2*m.r.p.cfg.Timeout; waited > limit {
 		return fmt.Errorf("%w for %s, with %d pending and %d ack pending on the consumer", errNoDelivery, waited.Round(time.Millisecond), ci.NumPending, ci.NumAckPending)

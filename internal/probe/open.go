@@ -65,7 +65,11 @@ func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config
 		cfg.ID = newID()
 	}
 	p := &Probe{nc: nc, js: js, cfg: cfg}
-	p.conn.init(nc, 2*cfg.Timeout, min(cfg.Timeout, time.Second))
+	url := cfg.Server.URL
+	if url == "" && nc != nil {
+		url = nc.ConnectedUrlRedacted()
+	}
+	p.conn.init(nc, url, 2*cfg.Timeout, min(cfg.Timeout, time.Second))
 	if err := p.setupStream(ctx); err != nil {
 		return p, err
 	}
@@ -108,11 +112,15 @@ func retryCall[T any](ctx context.Context, p *Probe, d *disturbance, op func(con
 }
 
 func (p *Probe) marks() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		marks.Owner:   marks.OwnerValue,
 		marks.Run:     p.cfg.ID,
 		marks.Created: time.Now().UTC().Format(time.RFC3339),
 	}
+	if p.cfg.Keep {
+		m[marks.Keep] = "true"
+	}
+	return m
 }
 
 func (p *Probe) defaultSubject() string {

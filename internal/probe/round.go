@@ -41,9 +41,11 @@ type modeRecord struct {
 	rateWindow time.Duration
 	gaveUp     bool
 	unsettled  int
-	ackFrames  *int64
-	acksLost   *int64
-	ran        bool
+	// disturbance is what the mode rode out, taken when it ended.
+	disturbance Disturbance
+	ackFrames   *int64
+	acksLost    *int64
+	ran         bool
 }
 
 // Round probes once on the Probe's stream and consumer: it publishes each
@@ -64,7 +66,7 @@ func (p *Probe) wrap(ctx context.Context, err error) error {
 		return err
 	}
 	if ctx.Err() == nil && (!p.nc.IsConnected() || connectionError(err)) {
-		return &ConnectionLostError{URL: p.cfg.Server.URL, Err: err}
+		return &ConnectionLostError{URL: p.conn.url, Err: err}
 	}
 	return err
 }
@@ -334,7 +336,7 @@ func (r *roundRun) modeResult(i int) ModeResult {
 		LastError:   m.lastErr,
 		GaveUp:      rec.gaveUp,
 		Unsettled:   rec.unsettled,
-		Disturbance: rec.dist.summary(),
+		Disturbance: rec.disturbance,
 	}
 	l.mu.Unlock()
 	if rec.rateWindow > 0 && res.Acks > 0 {

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ackprobe/ackprobe/internal/connect"
+	"github.com/ackprobe/ackprobe/internal/probe"
+	"github.com/ackprobe/ackprobe/internal/report"
+)
+
+const cleanupLong = `List, and remove, what ackprobe runs left behind on the account: probe
+streams, and probe consumers (with their probe messages) in streams that are
+not ackprobe's. A run that is killed, or loses its server, cannot clean up.
+
+Only streams and consumers that carry ackprobe's mark (the metadata
+io.ackprobe.owner=ackprobe) are ever listed or removed; each is checked again
+right before it is removed. Skipped: anything created, or last delivering or
+taking an ack, less than --older-than ago (a run still going, such as a
+canary), and what a run kept on purpose with --keep (unless --include-kept).
+
+Without --force it lists what it found and, on a terminal, asks before
+removing; otherwise it removes nothing.
+
+EXIT STATUS
+  0    listed, and removed what was asked
+  1    something could not be removed
+  2    it could not run`
+
+// cleanupOptions are the flags of cleanup.
+type cleanupOptions struct {
+	olderThan   time.Duration
+	force       bool
+	includeKept bool
+}
+
+func newCleanupCmd(g *globalOptions, s streams) *cobra.Command {
+	o := &cleanupOptions{}
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "List and remove what ackprobe runs left behind (only ackprobe's own)",
+		Long:  cleanupLong,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.olderThan < 0 {
+				return usageErr(fmt.Sprintf("--older-than must not be negative, got %s", o.olderThan))
+			}
+			if g.conn.UsesEmbedded() && !g.conn.Embedded {
+				return usageErr("cleanup needs a server: give -s/--server, NATS_URL or --context (an embedded server holds nothing to clean up)")
+			}
+			if err := validateConn(g); err != nil {
+				return err
+			}
+			return runCleanup(cmd.Context(), g, o, s)
+		},
+	}
+	cmd.Flags().DurationVar(&o.olderThan, "older-than", time.Hour, "only what was created, and last active, at least this long ago")
+	cmd.Flags().BoolVar(&o.force, "force", false, "remove without asking")
+	cmd.Flags().BoolVar(&o.includeKept, "include-kept", false, "also what a run kept on purpose (--keep)")
+	return cmd
+}
+
+// cleanupResult is cleanup's JSON document.
+type cleanupResult struct {
+	Found   []probe.Orphan         `json:"found"`
+	Removed []probe.Orphan         `json:"removed"`
+	Failed  []report.FailedRemoval `json:"failed,omitempty"`
+	OK      bool                   `json:"ok"`
+}
+
+func runCleanup(ctx context.Context, g *globalOptions, o *cleanupOptions, s streams) error {
+	conn, err := connect.Connect(ctx, withNotice(g.conn, s))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	found, err := probe.FindOrphans(ctx, conn.JS, probe.FindOptions{OlderThan: o.olderThan, IncludeKept: o.includeKept, Timeout: g.conn.Timeout})
+	if err != nil {
+		return withAsync(err, conn)
+	}
+	res := cleanupResult{Found: found, Removed: []probe.Orphan{}, OK: true}
+	remove := o.force
+	if !remove && len(found) > 0 && !g.json && s.stdinTTY && s.stderrTTY {
+		_ = report.Orphans(s.stdout, conn.ServerInfo(), found, report.Options{Color: colorOn(g, s), Width: s.width})
+		fmt.Fprintf(s.stderr, "remove these %d? [y/N] ", len(found))
+		answer, _ := bufio.NewReader(s.stdin).ReadString('\n')
+		remove = strings.EqualFold(strings.TrimSpace(answer), "y") || strings.EqualFold(strings.TrimSpace(answer), "yes")
+		found = nil // listed already
+	}
+	if remove {
+		for _, orphan := range res.Found {
+			rctx, cancel := context.WithTimeout(ctx, g.conn.Timeout)
+			err := probe.RemoveOrphan(rctx, conn.JS, orphan)
+			cancel()
+			if err != nil {
+				res.Failed = append(res.Failed, report.FailedRemoval{Orphan: orphan, Error: err.Error()})
+				continue
+			}
+			res.Removed = append(res.Removed, orphan)
+		}
+	}
+	res.OK = len(res.Failed) == 0
+	if g.json {
+		err = report.JSON(s.stdout, res)
+	} else {
+		err = report.Cleanup(s.stdout, conn.ServerInfo(), found, res.Removed, res.Failed, remove, report.Options{Color: colorOn(g, s), Width: s.width})
+	}
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		return errCheckFailed
+	}
+	return nil
+}
