@@ -14,9 +14,10 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ackprobe
 
-## run: build and run the classic comparison against an embedded server.
+## run: build and run the classic comparison against an embedded server,
+## always (never a selected nats context); ARGS adds probe flags.
 run: build
-	./$(BIN) compare $(ARGS)
+	./$(BIN) compare --embedded $(ARGS)
 
 ## test: the whole suite with the race detector (what CI runs).
 test:

@@ -115,3 +115,26 @@ func TestInterrupt(t *testing.T) {
 		})
 	}
 }
+
+// TestInterruptNamesLeftovers freezes the server, then interrupts the
+// probe: the cleanup cannot reach the server, and Ctrl-C still names what
+// was left with the command that removes it, after "interrupted".
+func TestInterruptNamesLeftovers(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServerProcess(t)
+	p := start(t, nil, "compare", "-s", srv.URL, "-n", "200000", "--timeout", "500ms", "--no-color")
+	waitForProbe(t, srv.URL)
+	if err := syscall.Kill(srv.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(srv.Pid(), syscall.SIGCONT) })
+	p.signal(t, syscall.SIGINT)
+	if code := p.wait(t, 30*time.Second); code != exitInterrupted {
+		t.Errorf("exit %d, want %d: %s", code, exitInterrupted, p.stderr.String())
+	}
+	lines := strings.Split(strings.TrimRight(p.stderr.String(), "\n"), "\n")
+	if len(lines) != 2 || lines[0] != "ackprobe: interrupted" ||
+		!strings.HasPrefix(lines[1], "ackprobe: could not clean up stream") || !strings.Contains(lines[1], "nats stream rm ACKPROBE_") {
+		t.Errorf("stderr:\n%s", p.stderr.String())
+	}
+}

@@ -30,7 +30,7 @@ import (
 // thing the probe calls a broken confirmed ack. Every other redelivery is
 // classified by what can be proved about it (see classify).
 //
-// Memory. A message costs one uint32 of state; the times of recent landed
+// Memory. A message costs one uint16 of state; the times of recent landed
 // acks, which the ordering rule needs, sit in a fixed-size ring.
 type ledger struct {
 	mu      sync.Mutex
@@ -58,9 +58,12 @@ type ledger struct {
 // modeLedger is the record of one mode's messages.
 type modeLedger struct {
 	mode  Mode
-	first uint64   // stream sequence of state[0]
-	state []uint32 // per stream sequence from first: msg* bits
-	count int      // messages published
+	first uint64     // stream sequence of state[0]
+	state []msgState // per stream sequence from first
+	count int        // messages published
+	// expect is how many messages the mode will publish: the state is
+	// allocated once, not grown by doubling.
+	expect int
 
 	received   int // messages received at least once
 	acked      int // messages whose ack landed
@@ -96,31 +99,34 @@ type classes struct {
 	retriedLate     int // of those, landed when the AckWait may have expired
 }
 
+// msgState is what the ledger knows of one message: msg* bits, and the
+// highest delivery count received.
+type msgState uint16
+
 // Per-message state bits.
 const (
-	msgPublished   uint32 = 1 << iota
-	msgSeen               // received at least once
-	msgAckSent            // an ack was sent
-	msgLanded             // an ack landed: Ack() returned, or DoubleAck() was answered
-	msgFailed             // an ack call failed after its retries
-	msgInTime             // the ack that landed did so certainly within the AckWait
-	msgLate               // counted as a late ack
-	msgClassified         // its first redelivery has been classified
-	msgRetried            // counted as a retried confirmed ack
-	msgHeld               // received, and the ack of its latest delivery has not landed
-	msgRedelivered        // counted in redeliveredMsgs
+	msgPublished   msgState = 1 << iota
+	msgSeen                 // received at least once
+	msgLanded               // an ack landed: Ack() returned, or DoubleAck() was answered
+	msgFailed               // an ack call failed after its retries
+	msgInTime               // the ack that landed did so certainly within the AckWait
+	msgLate                 // counted as a late ack
+	msgClassified           // its first redelivery has been classified
+	msgRetried              // counted as a retried confirmed ack
+	msgHeld                 // received, and the ack of its latest delivery has not landed
+	msgRedelivered          // counted in redeliveredMsgs
 
-	msgNDShift        = 16 // bits 16..23: the highest NumDelivered received
-	msgNDMask  uint32 = 0xff << msgNDShift
+	msgNDShift          = 12 // bits 12..15: the highest NumDelivered received, at most 15
+	msgNDMask  msgState = 0xf << msgNDShift
 )
 
 // newLedger starts the record of a round on a consumer that had delivered
 // up to consumer sequence baseDseq and held baseline deliveries of earlier
 // runs ack pending.
-func newLedger(modes []Mode, ackWait time.Duration, baseDseq uint64, baseline int) *ledger {
+func newLedger(modes []Mode, count int, ackWait time.Duration, baseDseq uint64, baseline int) *ledger {
 	l := &ledger{ackWait: ackWait, baseDseq: baseDseq, maxDseq: baseDseq, baseline: baseline}
 	for _, m := range modes {
-		l.modes = append(l.modes, &modeLedger{mode: m, call: newRecorder(), toAck: newRecorder(), lag: newRecorder()})
+		l.modes = append(l.modes, &modeLedger{mode: m, expect: count, call: newRecorder(), toAck: newRecorder(), lag: newRecorder()})
 	}
 	l.landed.init()
 	return l
@@ -136,9 +142,9 @@ func (l *ledger) published(i int, seq uint64) {
 	switch {
 	case m.state == nil:
 		m.first = seq
-		m.state = make([]uint32, 1, 1024)
+		m.state = make([]msgState, 1, max(1, m.expect))
 	case seq < m.first:
-		grown := make([]uint32, int(m.first-seq)+len(m.state))
+		grown := make([]msgState, int(m.first-seq)+len(m.state))
 		copy(grown[m.first-seq:], m.state)
 		m.state, m.first = grown, seq
 	}
@@ -153,7 +159,7 @@ func (l *ledger) published(i int, seq uint64) {
 }
 
 // owner returns the mode that published seq and its state, or -1.
-func (l *ledger) owner(seq uint64) (int, *uint32) {
+func (l *ledger) owner(seq uint64) (int, *msgState) {
 	for i, m := range l.modes {
 		if seq >= m.first && seq-m.first < uint64(len(m.state)) {
 			if st := &m.state[seq-m.first]; *st&msgPublished != 0 {
@@ -193,7 +199,7 @@ func (l *ledger) delivered(d *delivery) {
 		return
 	}
 	m := l.modes[i]
-	nd := uint32(min(d.nd, 0xff))
+	nd := msgState(min(d.nd, 0xf))
 	prevND := (*st & msgNDMask) >> msgNDShift
 	if nd > prevND {
 		*st = *st&^msgNDMask | nd<<msgNDShift
@@ -233,7 +239,7 @@ func (l *ledger) delivered(d *delivery) {
 }
 
 // classify decides what a message's first redelivery to the client proves.
-func (l *ledger) classify(m *modeLedger, st *uint32, d *delivery) {
+func (l *ledger) classify(m *modeLedger, st *msgState, d *delivery) {
 	if *st&msgLanded == 0 {
 		// The ack had not landed: not sent yet (held past the AckWait),
 		// or on its way.
@@ -258,7 +264,7 @@ func (l *ledger) classify(m *modeLedger, st *uint32, d *delivery) {
 	}
 }
 
-func (l *ledger) countLate(m *modeLedger, st *uint32) {
+func (l *ledger) countLate(m *modeLedger, st *msgState) {
 	if *st&msgLate == 0 {
 		*st |= msgLate
 		m.late++
@@ -275,7 +281,6 @@ func (l *ledger) ackSent(d *delivery, t time.Time) {
 	defer l.mu.Unlock()
 	m := l.modes[d.owner]
 	_, st := l.owner(d.seq)
-	*st |= msgAckSent
 	if t.Sub(d.at) > l.ackWait {
 		l.countLate(m, st)
 	}

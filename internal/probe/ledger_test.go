@@ -20,7 +20,7 @@ type script struct {
 const testAckWait = 100 * time.Millisecond
 
 func newScript(t *testing.T, modes ...Mode) *script {
-	s := &script{t: t, l: newLedger(modes, testAckWait, 0, 0), t0: time.Now()}
+	s := &script{t: t, l: newLedger(modes, 4, testAckWait, 0, 0), t0: time.Now()}
 	return s
 }
 
@@ -263,7 +263,7 @@ func TestLedgerEvictedAckIsOld(t *testing.T) {
 }
 
 func BenchmarkLedgerDeliverAck(b *testing.B) {
-	l := newLedger([]Mode{Confirmed}, time.Second, 0, 0)
+	l := newLedger([]Mode{Confirmed}, b.N, time.Second, 0, 0)
 	for seq := uint64(1); seq <= uint64(b.N); seq++ {
 		l.published(0, seq)
 	}

@@ -8,13 +8,26 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// visible reports whether consumer state ci shows every ack that has
-// landed: the ack floor has passed the last delivery acked, or the server
-// holds no more deliveries ack pending than the client knows to be
-// outstanding (held, with the ack on its way, or lost on the way to it).
-func (m *modeRun) visible(ci *jetstream.ConsumerInfo) bool {
+// visible reports whether consumer state ci shows every ack that had
+// landed when outstanding was counted, before ci was asked for: the ack
+// floor has passed the last delivery acked, or the server holds no more
+// deliveries ack pending than the client knew to be outstanding (held,
+// with the ack on its way, or lost on the way to it). An ack that lands
+// after the count still counts as outstanding, so acks in flight never
+// make a read stale.
+func (m *modeRun) visible(ci *jetstream.ConsumerInfo, outstanding int) bool {
 	return m.lastDseq > 0 && ci.AckFloor.Consumer >= m.lastDseq ||
-		ci.NumAckPending <= m.r.l.outstanding()
+		ci.NumAckPending <= outstanding
+}
+
+// state reads the consumer, counting what is outstanding first.
+func (m *modeRun) state(ctx context.Context) (*jetstream.ConsumerInfo, bool, error) {
+	outstanding := m.r.l.outstanding()
+	ci, err := m.r.info(ctx, m.rec.dist)
+	if err != nil {
+		return nil, false, err
+	}
+	return ci, m.visible(ci, outstanding), nil
 }
 
 // quiesce waits for the acks in flight and for the fetch in flight, so
@@ -27,27 +40,40 @@ func (m *modeRun) quiesce(ctx context.Context) {
 
 // readBack reads the consumer back right after the acks so far landed: a
 // read that still counts an ack as pending is stale. It then polls until
-// the ack shows, which measures the lag. The final read-back is the mode's
-// "acked" step; it reports whether the server showed every ack.
+// the ack shows, which measures the lag. The final read-back waits for
+// every ack in flight first, and is the mode's "acked" step; it reports
+// whether the server showed every ack. Others leave confirmed acks in
+// flight (they count as outstanding) and wait only for the fetch in
+// flight, whose deliveries the server already counts.
 func (m *modeRun) readBack(ctx context.Context, final bool) (bool, error) {
 	if m.stopSample && !final {
 		return true, nil
 	}
-	m.quiesce(ctx)
+	if final {
+		m.quiesce(ctx)
+	} else {
+		m.fetch.settle(ctx)
+	}
 	ackedAt := time.Now()
 	leader := m.rec.dist.currentLeader()
-	ci, err := m.r.info(ctx, m.rec.dist)
+	ci, ok, err := m.state(ctx)
 	if err != nil {
 		return false, err
 	}
+	read := time.Since(ackedAt)
 	st := stepOf("acked", ci, time.Since(m.rec.t0))
-	st.Stale = !m.visible(ci)
+	st.Stale = !ok
 	if final {
 		m.rec.steps = append(m.rec.steps, st)
 	}
 	explained := st.Stale && (leader != st.Leader || m.r.l.strayCount() > 0)
 	m.r.l.readBack(m.i, st.Stale, explained)
 	if !st.Stale {
+		if !final {
+			// Every ack was applied already: the read was measurement
+			// alone, and does not count against the rate.
+			m.rec.measuring += read
+		}
 		return true, nil
 	}
 	deadline := ackedAt.Add(m.r.p.visibilityWait())
@@ -55,11 +81,11 @@ func (m *modeRun) readBack(ctx context.Context, final bool) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		ci, err = m.r.info(ctx, m.rec.dist)
+		ci, ok, err = m.state(ctx)
 		if err != nil {
 			return false, err
 		}
-		if m.visible(ci) {
+		if ok {
 			lag := time.Since(ackedAt)
 			m.r.l.visibleAfter(m.i, lag)
 			if o := m.r.p.cfg.Observer; o != nil {
@@ -100,7 +126,7 @@ func (m *modeRun) settle(ctx context.Context) error {
 		return err
 	}
 	if ok {
-		m.rec.rateWindow = time.Since(m.ackStart)
+		m.rec.rateWindow = time.Since(m.ackStart) - m.rec.measuring
 		return nil
 	}
 	limit := p.ackWait + 2*p.cfg.Timeout
@@ -109,14 +135,14 @@ func (m *modeRun) settle(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(limit)
 	for {
-		ci, err := m.r.info(ctx, m.rec.dist)
+		ci, ok, err := m.state(ctx)
 		if err != nil {
 			return err
 		}
-		if m.visible(ci) || !time.Now().Before(deadline) {
+		if ok || !time.Now().Before(deadline) {
 			m.rec.steps = append(m.rec.steps, stepOf("collected", ci, time.Since(m.rec.t0)))
 			m.rec.unsettled = max(0, ci.NumAckPending-m.r.l.outstanding())
-			m.rec.rateWindow = time.Since(m.ackStart)
+			m.rec.rateWindow = time.Since(m.ackStart) - m.rec.measuring
 			return nil
 		}
 		// Wait for the next redelivery, then take what else is ready.

@@ -138,8 +138,10 @@ type ModeResult struct {
 	// AckWait or longer (client clock): each could have been redelivered.
 	ReachedAckWait int64 `json:"reached_ack_wait"`
 	// AcksPerSec is Acks divided by RateWindow: from the mode's first
-	// fetch until the server showed the last ack applied (read-backs and
-	// waits for redeliveries included).
+	// fetch until the server showed the last ack applied, waits for
+	// redeliveries and read-backs that found an ack still pending
+	// included (the server was applying acks), less the read-backs that
+	// found every ack already applied (measurement alone).
 	AcksPerSec   float64      `json:"acks_per_sec"`
 	RateWindow   doc.Duration `json:"rate_window"`
 	RateWindowMS float64      `json:"rate_window_ms"`

@@ -39,8 +39,11 @@ type modeRecord struct {
 	t0         time.Time
 	elapsed    time.Duration
 	rateWindow time.Duration
-	gaveUp     bool
-	unsettled  int
+	// measuring is the time of read-backs that found every ack applied:
+	// measurement alone, left out of the rate window.
+	measuring time.Duration
+	gaveUp    bool
+	unsettled int
 	// disturbance is what the mode rode out, taken when it ended.
 	disturbance Disturbance
 	ackFrames   *int64
@@ -85,7 +88,7 @@ func (p *Probe) round(ctx context.Context) (*roundRun, error) {
 	if err != nil {
 		return r, err
 	}
-	r.l = newLedger(p.cfg.Modes, p.ackWait, ci.Delivered.Consumer, ci.NumAckPending)
+	r.l = newLedger(p.cfg.Modes, p.cfg.Count, p.ackWait, ci.Delivered.Consumer, ci.NumAckPending)
 	if r.upfront {
 		for i := range p.cfg.Modes {
 			if err := r.publish(ctx, i); err != nil {
