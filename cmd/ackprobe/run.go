@@ -13,7 +13,10 @@ import (
 type streams struct {
 	stdout, stderr       io.Writer
 	stdoutTTY, stderrTTY bool
-	getenv               func(string) string
+	// width is the terminal's width in columns when stdout is a terminal,
+	// 0 otherwise (tables then take the width they need).
+	width  int
+	getenv func(string) string
 }
 
 // Exit codes, as the contract defines them.
