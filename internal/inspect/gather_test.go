@@ -197,6 +197,11 @@ func TestGatherFigures(t *testing.T) {
 	if worker.NumPending != 7 || worker.NumAckPending != 3 || worker.Delivered.StreamSeq != 3 || worker.Delivered.Age == nil || worker.AckFloor.Age != nil {
 		t.Errorf("worker %+v", worker)
 	}
+	// Every duration has its figure in milliseconds beside it.
+	if worker.Delivered.AgeMS == nil || *worker.Delivered.AgeMS != worker.Delivered.Age.Millis() || snap.ElapsedMS != snap.Elapsed.Millis() ||
+		orders.LastAgeMS == nil || *orders.LastAgeMS != orders.LastAge.Millis() || paused.PauseRemainingMS != paused.PauseRemaining.Millis() {
+		t.Errorf("_ms figures: delivered %v/%v, elapsed %v/%v", worker.Delivered.AgeMS, worker.Delivered.Age, snap.ElapsedMS, snap.Elapsed)
+	}
 	if worker.Health.Status != OK || worker.AckPendingShare == nil || *worker.AckPendingShare != 0.3 {
 		t.Errorf("worker health %+v share %v", worker.Health, worker.AckPendingShare)
 	}

@@ -22,6 +22,10 @@ type InspectOptions struct {
 	Watch time.Duration
 	// Refresh numbers the refreshes under --watch, from 1.
 	Refresh int
+	// Width is the terminal's width in columns: tables fit it (shorter
+	// headers and cells, fewer columns, never wrapped) and lines of text
+	// break at spaces. 0 leaves everything at full length.
+	Width int
 }
 
 // Inspect writes a snapshot as the view its scope asks for: every stream
@@ -32,11 +36,11 @@ func Inspect(w io.Writer, snap *inspect.Snapshot, o InspectOptions) error {
 	inspectTitle(&b, snap, o, p)
 	switch {
 	case snap.Scope.Consumer != "" && len(snap.Streams) == 1 && len(snap.Streams[0].Consumers) == 1:
-		consumerView(&b, &snap.Streams[0], &snap.Streams[0].Consumers[0], p)
+		consumerView(&b, &snap.Streams[0], &snap.Streams[0].Consumers[0], o, p)
 	case snap.Scope.Stream != "" && len(snap.Streams) == 1:
-		streamView(&b, &snap.Streams[0], p)
+		streamView(&b, snap, &snap.Streams[0], o, p)
 	default:
-		overview(&b, snap, p)
+		overview(&b, snap, o, p)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -57,18 +61,31 @@ func inspectTitle(b *strings.Builder, snap *inspect.Snapshot, o InspectOptions, 
 	if snap.Server.Embedded {
 		where += " (embedded)"
 	}
-	fmt.Fprintf(b, "%s  nats-server %s at %s", p.title.Sprint(what), snap.Server.Version, where)
+	parts := []string{p.title.Sprint(what), fmt.Sprintf("nats-server %s at %s", snap.Server.Version, where)}
 	if snap.Server.Cluster != "" {
-		fmt.Fprintf(b, "  cluster %s", snap.Server.Cluster)
+		parts = append(parts, "cluster "+snap.Server.Cluster)
 	}
 	if snap.Server.Domain != "" {
-		fmt.Fprintf(b, "  domain %s", snap.Server.Domain)
+		parts = append(parts, "domain "+snap.Server.Domain)
 	}
-	fmt.Fprintf(b, "  %s", p.dim.Sprint(snap.Taken.UTC().Format("15:04:05 UTC")))
+	parts = append(parts, p.dim.Sprint(snap.Taken.UTC().Format("15:04:05 UTC")))
 	if o.Watch > 0 {
-		fmt.Fprintf(b, "  %s", p.dim.Sprintf("every %s, refresh %d (Ctrl-C to stop)", o.Watch, o.Refresh))
+		parts = append(parts, p.dim.Sprintf("every %s, refresh %d (Ctrl-C to stop)", o.Watch, o.Refresh))
 	}
-	b.WriteString("\n\n")
+	// The parts stay whole: a narrow terminal puts them on more lines.
+	line := ""
+	for _, part := range parts {
+		switch {
+		case line == "":
+			line = part
+		case o.Width > 0 && textWidth(line+"  "+part) > o.Width:
+			b.WriteString(line + "\n")
+			line = "  " + part
+		default:
+			line += "  " + part
+		}
+	}
+	b.WriteString(line + "\n\n")
 }
 
 func firedRules(h inspect.Health) map[string]inspect.Status {
@@ -100,14 +117,14 @@ func (p palette) mark(st inspect.Status) string {
 	return p.good.Sprint("✓")
 }
 
-func missing(b *strings.Builder, ms []inspect.Missing, what string, p palette) {
+func missing(b *strings.Builder, ms []inspect.Missing, what string, width int, p palette) {
 	for _, m := range ms {
-		fmt.Fprintf(b, "%s %s %s did not report: %s\n", p.warn.Sprint("?"), what, p.bold.Sprint(m.Name), m.Reason)
+		b.WriteString(wrapLine(fmt.Sprintf("%s %s %s did not report: %s", p.warn.Sprint("?"), what, p.bold.Sprint(m.Name), m.Reason), width, 2) + "\n")
 	}
 }
 
 // reasons lists why each consumer that is not ok is so.
-func reasons(b *strings.Builder, streams []inspect.Stream, withStream bool, p palette) {
+func reasons(b *strings.Builder, streams []inspect.Stream, withStream bool, width int, p palette) {
 	wrote := false
 	for _, st := range streams {
 		for _, c := range st.Consumers {
@@ -116,7 +133,7 @@ func reasons(b *strings.Builder, streams []inspect.Stream, withStream bool, p pa
 				if withStream {
 					name = st.Name + " › " + c.Name
 				}
-				fmt.Fprintf(b, "%s %s: %s\n", p.mark(r.Status), p.bold.Sprint(name), r.Message)
+				b.WriteString(wrapLine(fmt.Sprintf("%s %s: %s", p.mark(r.Status), p.bold.Sprint(name), r.Message), width, 2) + "\n")
 				wrote = true
 			}
 		}
@@ -126,25 +143,35 @@ func reasons(b *strings.Builder, streams []inspect.Stream, withStream bool, p pa
 	}
 }
 
-func verdictLine(b *strings.Builder, s inspect.Summary, p palette) {
+// verdictLine sums up the health of every consumer looked at, and says
+// how many --only left out.
+func verdictLine(b *strings.Builder, snap *inspect.Snapshot, width int, p palette) {
+	s := snap.Summary
 	counts := fmt.Sprintf("%s %s, %s %s", num(s.Streams), inspect.Plural(s.Streams, "stream", "streams"), num(s.Consumers), inspect.Plural(s.Consumers, "consumer", "consumers"))
+	var line string
 	switch {
 	case s.Critical > 0:
-		fmt.Fprintf(b, "%s  %s\n", p.bad.Sprintf("CRITICAL: %s of %s %s critical", num(s.Critical), num(s.Consumers), inspect.Plural(s.Consumers, "consumer", "consumers")), p.dim.Sprintf("(%s; %d warn, %d ok)", counts, s.Warn, s.OK))
+		line = fmt.Sprintf("%s  %s", p.bad.Sprintf("CRITICAL: %s of %s %s critical", num(s.Critical), num(s.Consumers), inspect.Plural(s.Consumers, "consumer", "consumers")), p.dim.Sprintf("(%s; %d warn, %d ok)", counts, s.Warn, s.OK))
 	case s.Warn > 0:
-		fmt.Fprintf(b, "%s  %s\n", p.warn.Sprintf("WARN: %s of %s %s worth a look, none critical", num(s.Warn), num(s.Consumers), inspect.Plural(s.Consumers, "consumer", "consumers")), p.dim.Sprintf("(%s; %d ok)", counts, s.OK))
+		line = fmt.Sprintf("%s  %s", p.warn.Sprintf("WARN: %s of %s %s worth a look, none critical", num(s.Warn), num(s.Consumers), inspect.Plural(s.Consumers, "consumer", "consumers")), p.dim.Sprintf("(%s; %d ok)", counts, s.OK))
 	case s.Consumers == 0:
-		fmt.Fprintf(b, "%s\n", p.dim.Sprintf("%s, nothing to judge", counts))
+		line = p.dim.Sprintf("%s, nothing to judge", counts)
 	default:
-		fmt.Fprintf(b, "%s  %s\n", p.good.Sprint("OK: every consumer healthy"), p.dim.Sprintf("(%s)", counts))
+		line = fmt.Sprintf("%s  %s", p.good.Sprint("OK: every consumer healthy"), p.dim.Sprintf("(%s)", counts))
+	}
+	b.WriteString(wrapLine(line, width, 2) + "\n")
+	if sel := snap.Selection; sel != nil && sel.Hidden > 0 && sel.Only != nil {
+		b.WriteString(p.dim.Sprint(wrapLine(fmt.Sprintf("(--only %s: %s shown, %s left out)", sel.Only, num(sel.Shown), num(sel.Hidden)), width, 2)) + "\n")
 	}
 }
 
-// kv writes aligned "key  value" lines under a heading.
+// kv writes aligned "key  value" lines under a heading; a value too long
+// for the width breaks at spaces under itself.
 type kv struct {
-	b    *strings.Builder
-	p    palette
-	rows [][2]string
+	b     *strings.Builder
+	p     palette
+	width int
+	rows  [][2]string
 }
 
 func (k *kv) add(key, value string) { k.rows = append(k.rows, [2]string{key, value}) }
@@ -155,7 +182,8 @@ func (k *kv) flush() {
 		width = max(width, len(r[0]))
 	}
 	for _, r := range k.rows {
-		fmt.Fprintf(k.b, "  %s%s  %s\n", k.p.dim.Sprint(r[0]), strings.Repeat(" ", width-len(r[0])), r[1])
+		line := fmt.Sprintf("  %s%s  %s", k.p.dim.Sprint(r[0]), strings.Repeat(" ", width-len(r[0])), r[1])
+		k.b.WriteString(wrapLine(line, k.width, width+4) + "\n")
 	}
 	k.rows = nil
 }

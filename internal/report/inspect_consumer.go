@@ -12,14 +12,14 @@ import (
 )
 
 // consumerView is everything about one consumer.
-func consumerView(b *strings.Builder, st *inspect.Stream, c *inspect.Consumer, p palette) {
+func consumerView(b *strings.Builder, st *inspect.Stream, c *inspect.Consumer, o InspectOptions, p palette) {
 	fmt.Fprintf(b, "%s %s  %s", p.bold.Sprint("Consumer"), p.bold.Sprint(st.Name+" › "+c.Name), p.status(c.Health.Status, strings.ToUpper(c.Health.Status.String())))
 	if c.Ackprobe {
 		b.WriteString(p.dim.Sprint("  (created by ackprobe)"))
 	}
 	b.WriteString("\n")
 	cfg := c.Config
-	k := &kv{b: b, p: p}
+	k := &kv{b: b, p: p, width: o.Width}
 	if cfg.Description != "" {
 		k.add("description", cfg.Description)
 	}
@@ -111,10 +111,18 @@ func consumerView(b *strings.Builder, st *inspect.Stream, c *inspect.Consumer, p
 		k.add("waiting", paint(num(c.NumWaiting)+" pull "+inspect.Plural(c.NumWaiting, "request", "requests"), "waiting"))
 	}
 	k.add("last delivered", paint(sequenceLine(c.Delivered), "last-delivery"))
-	k.add("ack floor", paint(sequenceLine(c.AckFloor), "last-ack"))
+	// The server moves the floor, and its time, for terminations and
+	// removals as for acks: the time is when it moved, not the last ack.
+	floor := fmt.Sprintf("stream seq %s, consumer seq %s", num(c.AckFloor.StreamSeq), num(c.AckFloor.ConsumerSeq))
+	if c.AckFloor.Age != nil {
+		floor += fmt.Sprintf(", moved %s ago", inspect.Short(time.Duration(*c.AckFloor.Age)))
+	}
+	k.add("ack floor", paint(floor, "last-ack"))
+	if la := c.LastAck; la != nil {
+		k.add("last ack", paint(lastAckLine(la), "last-ack"))
+	}
 	if d != nil {
-		k.add("since refresh", fmt.Sprintf("%s delivered (%s), %s acked (%s), ack floor %s, in %s", p.delta(d.Delivered), rate(d.DeliveredPerSec),
-			p.delta(d.Acked), rate(d.AckedPerSec), p.delta(d.AckFloor), inspect.Short(time.Duration(d.Interval))))
+		watchLines(k, c, d, p)
 	}
 	if c.Paused {
 		until := ""
@@ -143,10 +151,57 @@ func consumerView(b *strings.Builder, st *inspect.Stream, c *inspect.Consumer, p
 		fmt.Fprintf(b, "  %s no rule fired\n", p.good.Sprint("✓"))
 	}
 	for _, r := range c.Health.Reasons {
-		fmt.Fprintf(b, "  %s %s: %s\n", p.mark(r.Status), r.Rule, r.Message)
+		b.WriteString(wrapLine(fmt.Sprintf("  %s %s: %s", p.mark(r.Status), r.Rule, r.Message), o.Width, 4) + "\n")
 	}
-	for _, o := range c.Health.Overrides {
-		fmt.Fprintf(b, "  %s\n", p.dim.Sprintf("threshold from metadata: %s", o))
+	for _, ov := range c.Health.Overrides {
+		fmt.Fprintf(b, "  %s\n", p.dim.Sprintf("threshold from metadata: %s", ov))
+	}
+}
+
+// lastAckLine is the last ack as watching could tell it.
+func lastAckLine(la *inspect.LastAck) string {
+	switch {
+	case la.At == nil:
+		return "none known"
+	case la.Proven:
+		return fmt.Sprintf("%s ago", inspect.Short(time.Duration(*la.Age)))
+	}
+	return fmt.Sprintf("none seen while watching; the ack floor moved %s ago (an ack, a termination or a removal)", inspect.Short(time.Duration(*la.Age)))
+}
+
+// watchLines are what moved since the previous refresh, and what the
+// server announced meanwhile.
+func watchLines(k *kv, c *inspect.Consumer, d *inspect.Delta, p palette) {
+	iv := inspect.Short(time.Duration(d.Interval))
+	if d.Reset {
+		k.add("since refresh", "the consumer was reset or recreated in the last "+iv)
+		return
+	}
+	acked := fmt.Sprintf("%s acked (%s)", p.delta(d.Acked), rate(d.AckedPerSec))
+	if !d.Exact() {
+		acked = fmt.Sprintf("%s to %s acked (%s)", num(d.Acked), num(d.AckedMax), ackedRate(d))
+	}
+	k.add("since refresh", fmt.Sprintf("%s delivered (%s), of which %s redelivered; %s; ack floor %s; in %s",
+		p.delta(d.Delivered), rate(d.DeliveredPerSec), num(d.Redeliveries), acked, p.delta(d.AckFloor), iv))
+	if ev := d.Events; ev != nil {
+		k.add("advisories", fmt.Sprintf("%s NAKed, %s terminated by the client, %s at max deliver, %s left the stream while ack pending",
+			num(ev.Naks), num(ev.Terminated), num(ev.MaxDeliveries), num(ev.Removed)))
+	} else if d.EventsUnavailable != "" {
+		k.add("advisories", p.warn.Sprint("not counted: "+d.EventsUnavailable))
+	}
+	if d.LeftUnknown > 0 {
+		k.add("unknown", p.warn.Sprintf("up to %s ack-pending messages may have left the stream unannounced (a purge): not counted as acks", num(d.LeftUnknown)))
+	}
+	switch {
+	case c.Config.SampleFrequency == "":
+		k.add("ack time", "sampling off (the consumer has no sample_freq; inspect never changes a consumer)")
+	case d.AckTimes == nil:
+		k.add("ack time", fmt.Sprintf("sampling %s, no sampled ack in the last %s", c.Config.SampleFrequency, iv))
+	default:
+		a := d.AckTimes
+		fired := firedRules(c.Health)
+		k.add("ack time", p.status(fired["late-ack"], fmt.Sprintf("p50 %s, p99 %s, max %s (%s sampled, %s past the ack wait, %s after a redelivery)",
+			ackTime(time.Duration(a.P50)), ackTime(time.Duration(a.P99)), ackTime(time.Duration(a.Max)), num(a.Count), num(a.Late), num(a.AfterRedelivery))))
 	}
 }
 

@@ -6,20 +6,19 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/jedib0t/go-pretty/v6/table"
 
 	"github.com/ackprobe/ackprobe/internal/inspect"
 )
 
 // streamView is one stream's configuration, state and placement, and a
 // table of its consumers.
-func streamView(b *strings.Builder, st *inspect.Stream, p palette) {
+func streamView(b *strings.Builder, snap *inspect.Snapshot, st *inspect.Stream, o InspectOptions, p palette) {
 	fmt.Fprintf(b, "%s %s", p.bold.Sprint("Stream"), p.bold.Sprint(st.Name))
 	if st.Ackprobe {
 		b.WriteString(p.dim.Sprint("  (created by ackprobe)"))
 	}
 	b.WriteString("\n")
-	k := &kv{b: b, p: p}
+	k := &kv{b: b, p: p, width: o.Width}
 	cfg := st.Config
 	if cfg.Description != "" {
 		k.add("description", cfg.Description)
@@ -73,40 +72,21 @@ func streamView(b *strings.Builder, st *inspect.Stream, p palette) {
 	b.WriteString("\n")
 
 	if len(st.Consumers) == 0 {
-		b.WriteString("No consumers on this stream.\n")
+		if snap.Selection != nil && snap.Selection.Only != nil && snap.Summary.Consumers > 0 {
+			fmt.Fprintf(b, "No consumer of this stream at %s or worse.\n", snap.Selection.Only)
+		} else {
+			b.WriteString("No consumers on this stream.\n")
+		}
 	} else {
 		watching := false
 		for _, c := range st.Consumers {
 			watching = watching || c.Delta != nil
 		}
-		t := newTable()
-		head := table.Row{"Consumer", "Pending", "Ack Pending", "Redelivered", "Waiting", "Delivered", "Ack Floor"}
-		right := []int{2, 3, 4, 5, 6, 7}
-		if watching {
-			head = append(head, "Delivered/s", "Acked/s")
-			right = append(right, 8, 9)
-		}
-		t.AppendHeader(append(head, "Status", "Notes"))
-		alignRight(t, right...)
-		for i := range st.Consumers {
-			row := consumerRow(&st.Consumers[i], watching, p)
-			t.AppendRow(append(table.Row{row[1]}, row[4:]...))
-		}
-		b.WriteString(t.Render() + "\n")
+		b.WriteString(consumerTable([]inspect.Stream{*st}, false, watching, o.Width, p) + "\n")
 	}
 	b.WriteString("\n")
-	missing(b, st.MissingConsumers, "consumer", p)
-	reasons(b, []inspect.Stream{*st}, false, p)
-	s := inspect.Summary{Streams: 1, Consumers: len(st.Consumers)}
-	for _, c := range st.Consumers {
-		switch c.Health.Status {
-		case inspect.Critical:
-			s.Critical++
-		case inspect.Warn:
-			s.Warn++
-		default:
-			s.OK++
-		}
-	}
-	verdictLine(b, s, p)
+	missing(b, st.MissingConsumers, "consumer", o.Width, p)
+	watchNotes(b, snap, o.Width, p)
+	reasons(b, []inspect.Stream{*st}, false, o.Width, p)
+	verdictLine(b, snap, o.Width, p)
 }
