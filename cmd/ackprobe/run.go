@@ -52,9 +52,13 @@ func runWith(ctx context.Context, args []string, s streams, runF func(*probeRun)
 // exitCode maps an error to the contract's exit codes and prints it as one
 // line starting with "ackprobe: ".
 func exitCode(ctx context.Context, err error, stderr io.Writer) int {
+	var coded interface{ ExitCode() int }
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &coded):
+		// The command already reported it, in its own format.
+		return coded.ExitCode()
 	case errors.Is(err, errCheckFailed):
 		return exitCheckFailed
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
