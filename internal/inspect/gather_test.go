@@ -46,7 +46,10 @@ func fixture(t *testing.T) jetstream.JetStream {
 	fetch(t, worker, 3)
 	retry := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond})
 	fetch(t, retry, 2)
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, "the ack wait to pass", func() bool {
+		ci, err := retry.Info(ctx)
+		return err == nil && ci.TimeStamp.Sub(*ci.Delivered.Last) > 120*time.Millisecond
+	})
 	fetch(t, retry, 2) // the same two again: redelivered
 	until := time.Now().Add(time.Hour)
 	mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "paused", AckPolicy: jetstream.AckExplicitPolicy, PauseUntil: &until})
