@@ -37,7 +37,7 @@ func TestInspectNagios(t *testing.T) {
 		t.Fatalf("code %d, output %q", code, out)
 	}
 	for _, s := range []string{
-		"CRITICAL ORDERS_shipping Crit:50 messages redelivered and not yet acked (critical at 10) Warn:ack pending 50 of max 50 (100%)",
+		"CRITICAL ORDERS_shipping Crit:50 messages redelivered and not acked (critical at 10) Warn:ack pending 50 of max 50 (100%)",
 		" | ack_pending=50 pull_waiting=1 pending=1150 redelivered=50;1;10 last_delivery=420.0000s;300.0000 ",
 		" delivered_rate=45 acked_rate=0 redelivery_rate=30;10 naks=85;10 terminated=0;1 max_deliveries=5;1\n",
 	} {

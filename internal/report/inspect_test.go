@@ -72,7 +72,7 @@ func orders() inspect.Stream {
 				Delivered: inspect.Sequence{ConsumerSeq: 100, StreamSeq: 50, Age: dur(7 * time.Minute)},
 				Kind:      "pull", Created: taken.Add(-3 * time.Hour), TimeStamp: taken, Config: cfg(50),
 				Health: inspect.Health{Status: inspect.Critical, Reasons: []inspect.Reason{
-					reason("redelivery", inspect.Critical, "50 messages redelivered and not yet acked (critical at 10)"),
+					reason("redelivery", inspect.Critical, "50 messages redelivered and not acked (critical at 10)"),
 					reason("ack-pending", inspect.Warn, "ack pending 50 of max 50 (100%); delivery stops at the maximum (warn at 80%)"),
 					reason("last-ack", inspect.Warn, "no ack seen by the consumer leader in 3h while 50 messages are ack pending (warn at 5m)"),
 				}, Overrides: []string{"io.nats.monitor.redelivery-critical=10"}},
