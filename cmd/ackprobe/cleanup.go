@@ -27,6 +27,12 @@ canary), and what a run kept on purpose with --keep (unless --include-kept).
 Without --force it lists what it found and, on a terminal, asks before
 removing; otherwise it removes nothing.
 
+Activity is the consumer leader's own record (consumer info's last delivery
+and last ack times). A server that restarts replays its consumers' records
+and stamps them with the restart time: right after a cluster restart,
+leftovers look active for --older-than; pass a shorter one (0s: by creation
+time alone) if you know no run is going.
+
 EXIT STATUS
   0    listed, and removed what was asked
   1    something could not be removed

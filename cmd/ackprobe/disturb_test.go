@@ -133,7 +133,13 @@ func TestWholeClusterDies(t *testing.T) {
 		t.Fatalf("cleanup: exit %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
 	}
 	if len(listed.Found) != 1 || listed.Found[0].Stream != doc.Stream || len(listed.Removed) != 0 {
-		t.Errorf("cleanup listed %+v, removed %+v", listed.Found, listed.Removed)
+		lctx, lcancel := ctxTimeout(10 * time.Second)
+		for n := range js.StreamNames(lctx).Name() {
+			t.Logf("stream after the restart: %s", n)
+		}
+		lcancel()
+		t.Logf("probe stderr:\n%s", p.stderr.String())
+		t.Errorf("cleanup listed %+v, removed %+v\n%s\n%s", listed.Found, listed.Removed, r.stdout, r.stderr)
 	}
 	r = ackprobe(t, nil, "cleanup", "-s", c.URLs(), "--older-than", "0s", "--force", "--no-color")
 	if r.code != 0 || !strings.Contains(r.stdout, "removed stream "+doc.Stream) {

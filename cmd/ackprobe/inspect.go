@@ -18,39 +18,53 @@ import (
 )
 
 const inspectLong = `Show streams and consumers and judge each consumer's health, read-only:
-inspect sends only list and info requests. It never publishes, acks, or
-creates, changes or deletes a stream or consumer.
+inspect sends only list and info requests, and under --watch subscribes to
+the server's advisories. It never publishes, acks, or creates, changes or
+deletes a stream or consumer.
 
-  ackprobe inspect                   every stream of the account and its consumers
-  ackprobe inspect STREAM            the stream's configuration, state, cluster and consumers
-  ackprobe inspect STREAM CONSUMER   everything about one consumer
+  ackprobe inspect -s URL                   every stream of the account and its consumers
+  ackprobe inspect -s URL STREAM            the stream's configuration, state, cluster and consumers
+  ackprobe inspect -s URL STREAM CONSUMER   everything about one consumer
+
+inspect needs a server: -s/--server, NATS_URL or a nats context. --embedded
+looks at an empty embedded server instead (a demo).
 
 Figures are the server's own: Pending is num_pending (not yet delivered), Ack
 Pending is num_ack_pending (delivered, not yet acked) of max_ack_pending,
 Redelivered is num_redelivered, Waiting is num_waiting (pull requests).
 Delivered and Ack Floor show a stream sequence and how long ago the consumer
-leader last delivered or took an ack. Streams and consumers that ackprobe
-created are marked "ackprobe's".
+leader last delivered, or last moved the ack floor (an ack, but also a
+terminated message or one that left the stream). Streams and consumers that
+ackprobe created are marked "ackprobe's".
 
 HEALTH
 Each consumer is ok, warn or critical: the worst of the rules below. A rule
 fires when its figure is at or above the threshold; 0 turns it off.
 
-  rule             figure                                    flags (default)
-  outstanding-ack  num_ack_pending                           --outstanding-ack-warn, -critical
-  ack-pending      num_ack_pending, % of max_ack_pending     --ack-pending-share-warn (80), -critical
-  redelivery       num_redelivered                           --redelivery-warn (1), -critical
-  unprocessed      num_pending                               --unprocessed-warn, -critical
-  waiting          num_waiting                               --waiting-warn, -critical
-  last-delivery    time without a delivery while             --last-delivery-warn (5m), -critical
-                   messages wait to be delivered
-  last-ack         time without an ack while messages        --last-ack-warn (5m), -critical
-                   are ack pending
-  paused           the consumer is paused                    warn
-  replicas         a replica lagging or offline              warn
-                   no leader                                 critical
-  pinned           not every priority group has a            with --pinned: critical
-                   pinned client
+  rule                 figure                                     flags (default warn)
+  outstanding-ack      num_ack_pending                            --outstanding-ack-warn, -critical
+  ack-pending          num_ack_pending, % of max_ack_pending      --ack-pending-share-warn (80), -critical
+  redelivery           num_redelivered                            --redelivery-warn (1), -critical
+  unprocessed          num_pending                                --unprocessed-warn, -critical
+  waiting              num_waiting                                --waiting-warn, -critical
+  last-delivery        time without a delivery while messages     --last-delivery-warn (5m), -critical
+                       wait to be delivered (not when paused)
+  last-ack             time without an ack while messages are     --last-ack-warn (5m), -critical
+                       ack pending, from the last ack or the
+                       delivery of the ack-pending ones
+  ack-wait-expired     ack-pending messages of a pull consumer    --ack-wait-expired-warn (1), -critical
+                       past their ack wait, no pull waiting
+  max-deliver-reached  messages dropped at MaxDeliver unacked     --max-deliver-reached-warn (1), -critical
+  paused               the consumer is paused                     warn
+  replicas             a replica lagging or offline               warn
+                       no leader                                  critical
+  pinned               not every priority group has a pinned      with --pinned: critical
+                       client
+ under --watch, per interval:
+  late-ack             sampled acks slower than the ack wait      --late-ack-warn (1), -critical
+  redelivery-storm     redeliveries per second                    --redelivery-storm-warn (10), -critical
+  nak-storm            MSG_NAKED advisories                       --nak-storm-warn (10), -critical
+  terminated           client +TERM advisories                    --terminated-warn (1), -critical
 
 By default nothing is critical: set critical thresholds with the flags, or per
 consumer in its metadata the way "nats server check consumer" reads them:
@@ -58,25 +72,35 @@ io.nats.monitor.outstanding-ack-critical, io.nats.monitor.waiting-critical,
 io.nats.monitor.unprocessed-critical, io.nats.monitor.redelivery-critical
 (counts), io.nats.monitor.last-delivery-critical,
 io.nats.monitor.last-ack-critical (durations: 90s, 1h, 2d, 1w) and
-io.nats.monitor.pinned (true or false). Metadata wins over the flags; "0"
-turns a check off for that consumer. Unlike nats server check, last-delivery
-and last-ack fire only while work is outstanding: an idle consumer is not a
-stuck one.
+io.nats.monitor.pinned (true or false), and for ackprobe's own rules
+io.nats.monitor.ack-wait-expired-critical,
+io.nats.monitor.max-deliver-reached-critical, io.nats.monitor.late-ack-critical,
+io.nats.monitor.nak-storm-critical, io.nats.monitor.terminated-critical
+(counts) and io.nats.monitor.redelivery-storm-critical (per second). Metadata
+wins over the flags; "0" turns a check off for that consumer.
 
 WATCH
 --watch DUR refreshes every DUR and shows what moved since the previous
-refresh: the change of pending, ack pending and redelivered, deliveries per
-second (how far the delivered consumer sequence moved) and acks per second
-(deliveries less the growth of ack pending; consumer info counts no acks, so
-a redelivery in the interval counts as one more). On a terminal the view is
-redrawn in place; otherwise each refresh is printed after a blank line, and
-with --json each refresh is one JSON document on one line. Ctrl-C stops it.
+refresh: deliveries and redeliveries per second, acks per second, and the
+server's advisories (NAKs, terminations, max deliveries) and sampled ack
+times. Messages that leave the stream (limits, max age, deletes, purges)
+while ack pending are not acks: they are taken off, and when inspect cannot
+tell (a purge announces nothing) acks are shown as a range. Ctrl-C stops it;
+with --json each refresh is one JSON document on one line. With --format
+nagios or prometheus, --watch DUR takes two looks DUR apart and reports once.
+
+FORMATS
+--format text (default), json (same as --json), nagios (one line with
+performance data, as "nats server check consumer" prints it) or prometheus
+(text exposition for node_exporter's textfile collector). --sort name,
+pending, ack-pending, redelivered or health orders the consumers; --only warn
+or --only critical lists just those.
 
 EXIT STATUS
-  0  no consumer is critical
-  1  at least one consumer is critical (under --watch: at the last refresh)
-  2  it could not run: bad arguments, cannot connect, unknown stream or
-     consumer, JetStream unavailable`
+  text, json:  0 no consumer is critical, 1 at least one is (under --watch:
+               at the last refresh), 2 it could not run
+  nagios:      0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (it could not run)
+  prometheus:  0 it ran (the health is in the metrics), 2 it could not run`
 
 // inspectOptions is a parsed inspect invocation.
 type inspectOptions struct {
@@ -85,6 +109,11 @@ type inspectOptions struct {
 	consumer   string
 	watch      time.Duration
 	thresholds inspect.Thresholds
+	// format is text, json, nagios or prometheus (--format, --json).
+	format   string
+	sortBy   string
+	onlyFlag string
+	only     *inspect.Status
 }
 
 // minWatch keeps --watch from hammering the server's API.
@@ -98,22 +127,27 @@ func newInspectCmd(g *globalOptions, s streams, runF func(*inspectOptions) error
 		Long:  inspectLong,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 2 {
-				return usageErr(fmt.Sprintf("inspect takes at most a stream and a consumer, got %d arguments", len(args)))
+				return o.fail(s, usageErr(fmt.Sprintf("inspect takes at most a stream and a consumer, got %d arguments", len(args))))
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.parse(args); err != nil {
-				return err
+				return o.fail(s, err)
 			}
 			if runF != nil {
 				return runF(o)
 			}
-			return runInspect(cmd.Context(), o, s)
+			return o.fail(s, runInspect(cmd.Context(), o, s))
 		},
 	}
+	// A bad flag is reported in the format asked for so far.
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return o.fail(s, usageErr(err.Error())) })
 	f := cmd.Flags()
-	f.DurationVar(&o.watch, "watch", 0, "refresh every DUR and show what moved since the previous refresh (Ctrl-C stops)")
+	f.DurationVar(&o.watch, "watch", 0, "refresh every DUR and show what moved since the previous refresh (Ctrl-C stops); with --format nagios or prometheus, two looks DUR apart")
+	f.StringVar(&o.format, "format", formatText, "output: text, json (as --json), nagios or prometheus")
+	f.StringVar(&o.sortBy, "sort", inspect.SortName, "order consumers by name, pending, ack-pending, redelivered or health")
+	f.StringVar(&o.onlyFlag, "only", "", "list only consumers at warn (warn and critical) or critical")
 	addThresholdFlags(f, &o.thresholds)
 	return cmd
 }
@@ -134,11 +168,26 @@ func addThresholdFlags(f *pflag.FlagSet, t *inspect.Thresholds) {
 	f.DurationVar(&c.LastDelivery, "last-delivery-critical", c.LastDelivery, "critical after this long without a delivery while messages wait (0: off)")
 	f.DurationVar(&w.LastAck, "last-ack-warn", w.LastAck, "warn after this long without an ack while messages are ack pending (0: off)")
 	f.DurationVar(&c.LastAck, "last-ack-critical", c.LastAck, "critical after this long without an ack while messages are ack pending (0: off)")
+	f.IntVar(&w.AckWaitExpired, "ack-wait-expired-warn", w.AckWaitExpired, "warn at this many ack-pending messages past their ack wait with no pull waiting (0: off)")
+	f.IntVar(&c.AckWaitExpired, "ack-wait-expired-critical", c.AckWaitExpired, "critical at this many ack-pending messages past their ack wait with no pull waiting (0: off)")
+	f.IntVar(&w.MaxDeliverReached, "max-deliver-reached-warn", w.MaxDeliverReached, "warn at this many messages dropped at MaxDeliver without an ack (0: off)")
+	f.IntVar(&c.MaxDeliverReached, "max-deliver-reached-critical", c.MaxDeliverReached, "critical at this many messages dropped at MaxDeliver without an ack (0: off)")
+	f.IntVar(&w.LateAck, "late-ack-warn", w.LateAck, "--watch: warn at this many sampled acks per interval slower than the ack wait (0: off)")
+	f.IntVar(&c.LateAck, "late-ack-critical", c.LateAck, "--watch: critical at this many sampled acks per interval slower than the ack wait (0: off)")
+	f.Float64Var(&w.RedeliveryStorm, "redelivery-storm-warn", w.RedeliveryStorm, "--watch: warn at this many redeliveries per second (0: off)")
+	f.Float64Var(&c.RedeliveryStorm, "redelivery-storm-critical", c.RedeliveryStorm, "--watch: critical at this many redeliveries per second (0: off)")
+	f.IntVar(&w.NakStorm, "nak-storm-warn", w.NakStorm, "--watch: warn at this many NAKs per interval (0: off)")
+	f.IntVar(&c.NakStorm, "nak-storm-critical", c.NakStorm, "--watch: critical at this many NAKs per interval (0: off)")
+	f.IntVar(&w.Terminated, "terminated-warn", w.Terminated, "--watch: warn at this many client +TERMs per interval (0: off)")
+	f.IntVar(&c.Terminated, "terminated-critical", c.Terminated, "--watch: critical at this many client +TERMs per interval (0: off)")
 	f.BoolVar(&t.Pinned, "pinned", false, "critical unless the consumer pins a client in every priority group")
 }
 
 // parse validates the arguments and flags before anything touches the server.
 func (o *inspectOptions) parse(args []string) error {
+	if err := o.resolveFormat(); err != nil {
+		return err
+	}
 	if len(args) > 0 {
 		o.stream = args[0]
 	}
@@ -167,54 +216,85 @@ func (o *inspectOptions) parse(args []string) error {
 	if err := o.thresholds.Validate(); err != nil {
 		return usageErr(err.Error())
 	}
-	return validateConn(o.g)
+	sortBy, err := inspect.ParseSort(o.sortBy)
+	if err != nil {
+		return usageErr(err.Error())
+	}
+	o.sortBy = sortBy
+	if o.only, err = inspect.ParseOnly(o.onlyFlag); err != nil {
+		return usageErr(err.Error())
+	}
+	if err := validateConn(o.g); err != nil {
+		return err
+	}
+	if o.g.conn.UsesEmbedded() && !o.g.conn.Embedded {
+		// A monitoring check that lost its NATS_URL must not pass by looking
+		// at an empty server of its own.
+		return usageErr("inspect needs a server to look at: give -s URL, NATS_URL or --context (or --embedded for an empty embedded server)")
+	}
+	return nil
 }
 
 // runInspect connects, takes one snapshot (or one per refresh under
-// --watch), renders it and fails the check when a consumer is critical.
+// --watch), renders it and fails the check as the format's exit codes say.
 func runInspect(ctx context.Context, o *inspectOptions, s streams) error {
 	conn, err := connect.Connect(ctx, withNotice(o.g.conn, s))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	server := conn.ServerInfo()
 	take := func() (*inspect.Snapshot, error) {
 		snap, err := inspect.Gather(ctx, conn.JS, inspect.Options{
 			Stream:     o.stream,
 			Consumer:   o.consumer,
 			Timeout:    o.g.conn.Timeout,
 			Thresholds: o.thresholds,
+			Server:     server,
 		})
 		if err != nil {
 			return nil, withAsync(err, conn)
 		}
-		snap.Server.Embedded = conn.Embedded != nil
-		snap.Server.Domain = o.g.conn.JSDomain
 		return snap, nil
 	}
-	if o.watch > 0 {
-		return watchInspect(ctx, o, s, take)
+	if o.watch == 0 {
+		snap, err := take()
+		if err != nil {
+			return err
+		}
+		return o.render(s, snap, 0)
 	}
-	snap, err := take()
+	l, err := inspect.Listen(conn.NC, inspect.Scope{Stream: o.stream, Consumer: o.consumer}, o.g.conn.Timeout)
 	if err != nil {
 		return err
 	}
-	if o.g.json {
-		err = report.JSON(s.stdout, snap)
-	} else {
-		err = report.Inspect(s.stdout, snap, report.InspectOptions{Color: colorOn(o.g, s)})
+	defer l.Close()
+	w := inspect.NewWatch(o.thresholds, l)
+	if o.format == formatNagios || o.format == formatPrometheus {
+		return twoLooks(ctx, o, s, w, take)
 	}
-	if err != nil {
-		return err
-	}
-	return inspectVerdict(snap)
+	return watchInspect(ctx, o, s, w, take)
 }
 
-func inspectVerdict(snap *inspect.Snapshot) error {
-	if snap.Summary.Critical > 0 {
-		return errCheckFailed
+// twoLooks is --watch for a check: two snapshots o.watch apart, with the
+// events in between, reported once.
+func twoLooks(ctx context.Context, o *inspectOptions, s streams, w *inspect.Watch, take func() (*inspect.Snapshot, error)) error {
+	first, err := take()
+	if err != nil {
+		return err
 	}
-	return nil
+	w.Next(first)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(o.watch):
+	}
+	second, err := take()
+	if err != nil {
+		return err
+	}
+	w.Next(second)
+	return o.render(s, second, 0)
 }
 
 // Terminal control for redrawing in place.
@@ -229,8 +309,8 @@ const (
 
 // watchInspect refreshes until the context is cancelled (Ctrl-C) and
 // returns the verdict of the last refresh.
-func watchInspect(ctx context.Context, o *inspectOptions, s streams, take func() (*inspect.Snapshot, error)) error {
-	inPlace := s.stdoutTTY && !o.g.json
+func watchInspect(ctx context.Context, o *inspectOptions, s streams, w *inspect.Watch, take func() (*inspect.Snapshot, error)) error {
+	inPlace := s.stdoutTTY && o.format == formatText
 	if inPlace {
 		fmt.Fprint(s.stdout, hideCursor+clearScreen)
 		defer fmt.Fprint(s.stdout, showCursor)
@@ -249,7 +329,7 @@ func watchInspect(ctx context.Context, o *inspectOptions, s streams, take func()
 			// diffs against the last good one.
 			fmt.Fprintf(s.stderr, "ackprobe: refresh %d failed: %s\n", refresh, oneLine(explain(err)))
 		default:
-			inspect.Diff(last, snap)
+			w.Next(snap)
 			if err := renderRefresh(s, o, snap, refresh, inPlace); err != nil {
 				return err
 			}
@@ -270,11 +350,12 @@ func watchInspect(ctx context.Context, o *inspectOptions, s streams, take func()
 }
 
 func renderRefresh(s streams, o *inspectOptions, snap *inspect.Snapshot, refresh int, inPlace bool) error {
-	if o.g.json {
-		return report.JSONLine(s.stdout, snap)
+	view := snap.Select(o.sortBy, o.only)
+	if o.format == formatJSON {
+		return report.JSONLine(s.stdout, view)
 	}
 	var frame bytes.Buffer
-	if err := report.Inspect(&frame, snap, report.InspectOptions{Color: colorOn(o.g, s), Watch: o.watch, Refresh: refresh}); err != nil {
+	if err := report.Inspect(&frame, view, report.InspectOptions{Color: colorOn(o.g, s), Watch: o.watch, Refresh: refresh, Width: s.width}); err != nil {
 		return err
 	}
 	out := frame.String()

@@ -53,12 +53,32 @@ func newInspectServer(t *testing.T) *inspectServer {
 	is.fetch(t, is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy}), 3)
 	retry := is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond})
 	is.fetch(t, retry, 2)
-	time.Sleep(200 * time.Millisecond)
+	waitAckWait(t, retry, 100*time.Millisecond)
 	is.fetch(t, retry, 2) // the same two again: redelivered
 	until := time.Now().Add(time.Hour)
 	is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "paused", AckPolicy: jetstream.AckExplicitPolicy, PauseUntil: &until})
 	is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "idle", AckPolicy: jetstream.AckExplicitPolicy})
 	return is
+}
+
+// waitAckWait waits until the consumer's last delivery is older than its
+// ack wait, by the server's clock.
+func waitAckWait(t *testing.T, c jetstream.Consumer, wait time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ci, err := c.Info(inspectCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.Delivered.Last != nil && ci.TimeStamp.Sub(*ci.Delivered.Last) > wait+20*time.Millisecond {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ack wait did not pass")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func inspectCtx(t *testing.T) context.Context {
@@ -289,6 +309,14 @@ func TestInspectExitCodes(t *testing.T) {
 		{"share over 100", []string{"inspect", "--ack-pending-share-critical", "150"}, 2, "percentage from 0 to 100", ""},
 		{"bad watch", []string{"inspect", "--watch", "1ms"}, 2, "--watch must be at least 10ms", ""},
 		{"watch not a duration", []string{"inspect", "--watch", "often"}, 2, "invalid argument", ""},
+		{"watch not a duration json", []string{"inspect", "--json", "--watch", "often"}, 2, "invalid argument", ""},
+		{"unknown stream json", []string{"inspect", "NOPE", "--json"}, 2, `stream "NOPE" not found`, ""},
+		{"bad format", []string{"inspect", "--format", "xml"}, 2, `--format "xml": use text, json, nagios or prometheus`, ""},
+		{"json and nagios", []string{"inspect", "--json", "--format", "nagios"}, 2, "--json and --format nagios disagree", ""},
+		{"bad sort", []string{"inspect", "--sort", "size"}, 2, `--sort "size": use one of name, pending, ack-pending, redelivered, health`, ""},
+		{"bad only", []string{"inspect", "--only", "ok"}, 2, `--only "ok": use warn (warn and critical) or critical`, ""},
+		{"format json", []string{"inspect", "--format", "json", "--outstanding-ack-critical", "3"}, 1, "", `"status": "critical"`},
+		{"prometheus critical exits 0", []string{"inspect", "--format", "prometheus", "--outstanding-ack-critical", "3"}, 0, "", `ackprobe_consumer_health{cluster="",consumer_name="worker",server_name=`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -302,10 +330,17 @@ func TestInspectExitCodes(t *testing.T) {
 				if len(lines) != 1 || !strings.HasPrefix(lines[0], "ackprobe: ") || !strings.Contains(lines[0], c.msg) {
 					t.Errorf("stderr = %q, want one line 'ackprobe: ...%s...'", r.stderr, c.msg)
 				}
-				if slices.Contains(c.args, "--json") {
-					// Under --json a failure is still one JSON document.
-					if doc := decodeFailure(t, r.stdout); doc.Error.ExitCode != 2 || doc.OK {
-						t.Errorf("stdout = %q", r.stdout)
+				if slices.Contains(c.args, "--json") && !slices.Contains(c.args, "--format") {
+					// Under --json, one document says so on stdout.
+					var doc struct {
+						OK    *bool `json:"ok"`
+						Error struct {
+							ExitCode int    `json:"exit_code"`
+							Message  string `json:"message"`
+						} `json:"error"`
+					}
+					if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.OK == nil || *doc.OK || doc.Error.ExitCode != 2 || !strings.Contains(doc.Error.Message, c.msg) {
+						t.Errorf("stdout = %q, want the failure document", r.stdout)
 					}
 				} else if r.stdout != "" {
 					t.Errorf("stdout = %q", r.stdout)
@@ -354,9 +389,34 @@ func TestInspectNoJetStream(t *testing.T) {
 	}
 }
 
+// TestInspectNeedsAServer: a monitoring check that lost its NATS_URL must
+// not pass by looking at an empty embedded server; --embedded still does,
+// for a demo.
+func TestInspectNeedsAServer(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args   []string
+		code   int
+		stdout string
+	}{
+		{[]string{"inspect"}, 2, ""},
+		{[]string{"inspect", "ORDERS"}, 2, ""},
+		{[]string{"inspect", "--json"}, 2, `"exit_code": 2`},
+		{[]string{"inspect", "--format", "nagios"}, 3, "UNKNOWN JetStream inspect needs a server to look at"},
+		{[]string{"inspect", "--format", "nagios", "ORDERS", "worker"}, 3, "UNKNOWN ORDERS_worker inspect needs a server"},
+		{[]string{"inspect", "--format", "prometheus"}, 2, "ackprobe_inspect_up 0"},
+	} {
+		r := ackprobe(t, map[string]string{}, c.args...)
+		if r.code != c.code || r.stderr != "ackprobe: inspect needs a server to look at: give -s URL, NATS_URL or --context (or --embedded for an empty embedded server)\n" ||
+			!strings.Contains(r.stdout, c.stdout) || (c.stdout == "") != (r.stdout == "") {
+			t.Errorf("%v: exit %d\nstdout %q\nstderr %q", c.args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
 func TestInspectEmbeddedEmpty(t *testing.T) {
 	t.Parallel()
-	r := ackprobe(t, map[string]string{}, "inspect", "--no-color")
+	r := ackprobe(t, map[string]string{}, "inspect", "--embedded", "--no-color")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -366,8 +426,8 @@ func TestInspectEmbeddedEmpty(t *testing.T) {
 	if !strings.Contains(r.stderr, "started an embedded nats-server") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("stderr %q", r.stderr)
 	}
-	r = ackprobe(t, map[string]string{}, "inspect", "--json")
-	if snap := decodeSnapshot(t, r.stdout); r.code != 0 || len(snap.Streams) != 0 || !strings.Contains(r.stdout, `"streams": []`) {
+	r = ackprobe(t, map[string]string{}, "inspect", "--embedded", "--json")
+	if snap := decodeSnapshot(t, r.stdout); r.code != 0 || len(snap.Streams) != 0 || !strings.Contains(r.stdout, `"streams": []`) || !snap.OK {
 		t.Errorf("exit %d: %s", r.code, r.stdout)
 	}
 }
@@ -531,7 +591,7 @@ func TestInspectFlags(t *testing.T) {
 		addConnFlags(root.PersistentFlags(), g, func(string) string { return "" })
 		root.PersistentFlags().BoolVar(&g.json, "json", false, "")
 		root.AddCommand(newInspectCmd(g, streams{}, func(o *inspectOptions) error { got = o; return nil }))
-		root.SetArgs(append([]string{"inspect"}, args...))
+		root.SetArgs(append([]string{"inspect", "-s", "nats://127.0.0.1:4222"}, args...))
 		root.SetOut(&bytes.Buffer{})
 		err := root.Execute()
 		return got, err
@@ -551,22 +611,4 @@ func TestInspectFlags(t *testing.T) {
 		th.Critical.Unprocessed != 1000 || th.Warn.LastDelivery != 0 || !th.Pinned || th.Warn.Redelivery != 1 {
 		t.Errorf("parsed %+v", o)
 	}
-}
-
-// failureDoc is the JSON document of a run that could not run.
-type failureDoc struct {
-	OK    bool `json:"ok"`
-	Error struct {
-		ExitCode int    `json:"exit_code"`
-		Message  string `json:"message"`
-	} `json:"error"`
-}
-
-func decodeFailure(t *testing.T, s string) failureDoc {
-	t.Helper()
-	var d failureDoc
-	if err := json.Unmarshal([]byte(s), &d); err != nil {
-		t.Fatalf("not one JSON document: %v\n%s", err, s)
-	}
-	return d
 }

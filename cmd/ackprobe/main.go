@@ -26,6 +26,7 @@ func main() {
 		stderr:    os.Stderr,
 		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		width:     terminalWidth(os.Stdout),
 		getenv:    os.Getenv,
 	}
 	if s.stdoutTTY {
@@ -36,4 +37,16 @@ func main() {
 	code := run(ctx, os.Args[1:], s)
 	stop()
 	os.Exit(code)
+}
+
+// terminalWidth is f's width in columns when it is a terminal, else 0.
+func terminalWidth(f *os.File) int {
+	if !term.IsTerminal(int(f.Fd())) {
+		return 0
+	}
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || w <= 0 {
+		return 0
+	}
+	return w
 }

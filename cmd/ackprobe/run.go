@@ -18,8 +18,8 @@ type streams struct {
 	stdinTTY             bool
 	stdout, stderr       io.Writer
 	stdoutTTY, stderrTTY bool
-	// width is the terminal's width in columns when stdout is one; 0
-	// otherwise (tables are drawn in full).
+	// width is the terminal's width in columns when stdout is a terminal,
+	// 0 otherwise (tables then take the width they need).
 	width  int
 	getenv func(string) string
 }
@@ -52,7 +52,7 @@ func runWith(ctx context.Context, args []string, s streams, runF func(*probeRun)
 	root.SetErr(s.stderr)
 	err := root.ExecuteContext(ctx)
 	code, line := exitCode(ctx, err, s.stderr)
-	if code > exitCheckFailed && wantsJSON(root, args) {
+	if code > exitCheckFailed && line != "" && wantsJSON(root, args) {
 		var partial any
 		var re *runError
 		if errors.As(err, &re) {
@@ -65,29 +65,39 @@ func runWith(ctx context.Context, args []string, s streams, runF func(*probeRun)
 
 // wantsJSON reports whether the command line asked for JSON output, also
 // when it could not be parsed to the end.
+// A --format other than json (inspect's nagios or prometheus) wins: that
+// command answers in its own format.
 func wantsJSON(root *cobra.Command, args []string) bool {
+	asked := false
 	if v, err := root.PersistentFlags().GetBool("json"); err == nil && v {
-		return true
+		asked = true
 	}
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "--json" || a == "--json=true" || a == "--json=1" {
-			return true
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return asked
+		case a == "--json" || a == "--json=true" || a == "--json=1":
+			asked = true
+		case a == "--format" && i+1 < len(args) && args[i+1] != "json",
+			strings.HasPrefix(a, "--format=") && a != "--format=json":
+			return false
 		}
 	}
-	return false
+	return asked
 }
 
 // exitCode maps an error to the contract's exit codes and prints it as one
 // line starting with "ackprobe: ", followed by a line for each thing the
 // run could not clean up (also after Ctrl-C). It returns the code and the
-// error's line without the prefix.
+// error's line without the prefix; an error that carries its own exit code
+// was reported by its command already, in its own format, and has none.
 func exitCode(ctx context.Context, err error, stderr io.Writer) (int, string) {
+	var coded interface{ ExitCode() int }
 	switch {
 	case err == nil:
 		return exitOK, ""
+	case errors.As(err, &coded):
+		return coded.ExitCode(), ""
 	case errors.Is(err, errCheckFailed):
 		return exitCheckFailed, ""
 	}

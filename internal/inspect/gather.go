@@ -27,6 +27,9 @@ type Options struct {
 	Workers int
 	// Thresholds judge each consumer's health.
 	Thresholds Thresholds
+	// Server describes the server reached, for the snapshot's header
+	// (connect.Conn.ServerInfo: the URL redacted).
+	Server doc.ServerInfo
 }
 
 // DefaultWorkers is how many consumer lists are fetched at once by default:
@@ -54,7 +57,7 @@ func Gather(ctx context.Context, js jetstream.JetStream, o Options) (*Snapshot, 
 	c := newClient(js, o.Timeout)
 	start := time.Now()
 	snap := &Snapshot{
-		Server:  serverInfo(js.Conn()),
+		Server:  o.Server,
 		Scope:   Scope{Stream: o.Stream, Consumer: o.Consumer},
 		Taken:   start.UTC(),
 		Streams: []Stream{},
@@ -74,16 +77,8 @@ func Gather(ctx context.Context, js jetstream.JetStream, o Options) (*Snapshot, 
 	snap.summarize()
 	snap.Requests = int(c.requests.Load())
 	snap.Elapsed = doc.Duration(time.Since(start).Round(time.Microsecond))
+	snap.ElapsedMS = snap.Elapsed.Millis()
 	return snap, nil
-}
-
-func serverInfo(nc *nats.Conn) doc.ServerInfo {
-	return doc.ServerInfo{
-		URL:     nc.ConnectedUrlRedacted(),
-		Name:    nc.ConnectedServerName(),
-		Version: nc.ConnectedServerVersion(),
-		Cluster: nc.ConnectedClusterName(),
-	}
 }
 
 func (c *client) gatherAll(ctx context.Context, snap *Snapshot, o Options) error {

@@ -46,7 +46,10 @@ func fixture(t *testing.T) jetstream.JetStream {
 	fetch(t, worker, 3)
 	retry := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond})
 	fetch(t, retry, 2)
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, "the ack wait to pass", func() bool {
+		ci, err := retry.Info(ctx)
+		return err == nil && ci.TimeStamp.Sub(*ci.Delivered.Last) > 120*time.Millisecond
+	})
 	fetch(t, retry, 2) // the same two again: redelivered
 	until := time.Now().Add(time.Hour)
 	mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "paused", AckPolicy: jetstream.AckExplicitPolicy, PauseUntil: &until})
@@ -196,6 +199,11 @@ func TestGatherFigures(t *testing.T) {
 	worker, retry, paused, idle := orders.Consumer("worker"), orders.Consumer("retry"), orders.Consumer("paused"), orders.Consumer("idle")
 	if worker.NumPending != 7 || worker.NumAckPending != 3 || worker.Delivered.StreamSeq != 3 || worker.Delivered.Age == nil || worker.AckFloor.Age != nil {
 		t.Errorf("worker %+v", worker)
+	}
+	// Every duration has its figure in milliseconds beside it.
+	if worker.Delivered.AgeMS == nil || *worker.Delivered.AgeMS != worker.Delivered.Age.Millis() || snap.ElapsedMS != snap.Elapsed.Millis() ||
+		orders.LastAgeMS == nil || *orders.LastAgeMS != orders.LastAge.Millis() || paused.PauseRemainingMS != paused.PauseRemaining.Millis() {
+		t.Errorf("_ms figures: delivered %v/%v, elapsed %v/%v", worker.Delivered.AgeMS, worker.Delivered.Age, snap.ElapsedMS, snap.Elapsed)
 	}
 	if worker.Health.Status != OK || worker.AckPendingShare == nil || *worker.AckPendingShare != 0.3 {
 		t.Errorf("worker health %+v share %v", worker.Health, worker.AckPendingShare)

@@ -57,6 +57,8 @@ type Health struct {
 	// Overrides are the io.nats.monitor.* metadata entries that replaced a
 	// critical threshold for this consumer.
 	Overrides []string `json:"overrides,omitempty"`
+	// Thresholds are the ones that judged this consumer, metadata applied.
+	Thresholds *Thresholds `json:"-"`
 }
 
 // Reason is one rule that fired.
@@ -64,6 +66,11 @@ type Reason struct {
 	Rule    string `json:"rule"`
 	Status  Status `json:"status"`
 	Message string `json:"message"`
+	// Figure is the value the rule judged (seconds for times, per second
+	// for rates, a percentage for ack-pending) and Threshold the level it
+	// reached; both 0 for rules without a threshold.
+	Figure    float64 `json:"figure"`
+	Threshold float64 `json:"threshold,omitempty"`
 }
 
 // Limits are one level (warn or critical) of thresholds. A zero value turns
@@ -85,8 +92,28 @@ type Limits struct {
 	// LastDelivery is the time without a delivery while messages wait to be
 	// delivered (num_pending > 0).
 	LastDelivery time.Duration
-	// LastAck is the time without an ack while messages are ack pending.
+	// LastAck is the time without an ack while messages are ack pending,
+	// counted from the last ack or the delivery of the oldest ack-pending
+	// message, whichever came later.
 	LastAck time.Duration
+	// AckWaitExpired is the number of ack-pending messages of a pull
+	// consumer whose AckWait has passed while no pull request waits: they
+	// are redelivered only at the next pull.
+	AckWaitExpired int
+	// MaxDeliverReached is the number of messages that reached MaxDeliver
+	// without an ack and were dropped (MAX_DELIVERIES advisories under
+	// --watch; otherwise at least one, from the ack floor).
+	MaxDeliverReached int
+	// LateAck is the number of sampled acks in a --watch interval that
+	// took longer than the AckWait (ack metric events).
+	LateAck int
+	// RedeliveryStorm is redeliveries per second in a --watch interval.
+	RedeliveryStorm float64
+	// NakStorm is the number of MSG_NAKED advisories in a --watch interval.
+	NakStorm int
+	// Terminated is the number of client +TERM advisories in a --watch
+	// interval.
+	Terminated int
 }
 
 // Thresholds are the rules' warn and critical levels.
@@ -103,10 +130,16 @@ type Thresholds struct {
 // metadata, as with `nats server check consumer`.
 func DefaultThresholds() Thresholds {
 	return Thresholds{Warn: Limits{
-		AckPendingShare: 80,
-		Redelivery:      1,
-		LastDelivery:    5 * time.Minute,
-		LastAck:         5 * time.Minute,
+		AckPendingShare:   80,
+		Redelivery:        1,
+		LastDelivery:      5 * time.Minute,
+		LastAck:           5 * time.Minute,
+		AckWaitExpired:    1,
+		MaxDeliverReached: 1,
+		LateAck:           1,
+		RedeliveryStorm:   10,
+		NakStorm:          10,
+		Terminated:        1,
 	}}
 }
 
@@ -120,6 +153,14 @@ const (
 	MetaLastAckCritical        = "io.nats.monitor.last-ack-critical"
 	MetaRedeliveryCritical     = "io.nats.monitor.redelivery-critical"
 	MetaPinned                 = "io.nats.monitor.pinned"
+
+	// ackprobe's own rules, read the same way.
+	MetaAckWaitExpiredCritical    = "io.nats.monitor.ack-wait-expired-critical"
+	MetaMaxDeliverReachedCritical = "io.nats.monitor.max-deliver-reached-critical"
+	MetaLateAckCritical           = "io.nats.monitor.late-ack-critical"
+	MetaRedeliveryStormCritical   = "io.nats.monitor.redelivery-storm-critical"
+	MetaNakStormCritical          = "io.nats.monitor.nak-storm-critical"
+	MetaTerminatedCritical        = "io.nats.monitor.terminated-critical"
 )
 
 // Validate refuses negative thresholds.
@@ -129,7 +170,9 @@ func (t Thresholds) Validate() error {
 		l     Limits
 	}{{"warn", t.Warn}, {"critical", t.Critical}} {
 		switch {
-		case l.l.OutstandingAck < 0, l.l.Redelivery < 0, l.l.Waiting < 0, l.l.Unprocessed < 0:
+		case l.l.OutstandingAck < 0, l.l.Redelivery < 0, l.l.Waiting < 0, l.l.Unprocessed < 0,
+			l.l.AckWaitExpired < 0, l.l.MaxDeliverReached < 0, l.l.LateAck < 0, l.l.RedeliveryStorm < 0,
+			l.l.NakStorm < 0, l.l.Terminated < 0:
 			return fmt.Errorf("%s thresholds must not be negative", l.level)
 		case l.l.AckPendingShare < 0 || l.l.AckPendingShare > 100:
 			return fmt.Errorf("the ack pending share %s threshold is a percentage from 0 to 100, got %g", l.level, l.l.AckPendingShare)
@@ -158,6 +201,19 @@ func (t Thresholds) ForConsumer(meta map[string]string) (Thresholds, []string, [
 		*dst = max(n, 0)
 		applied = append(applied, key+"="+v)
 	}
+	rate := func(key string, dst *float64) {
+		v, ok := meta[key]
+		if !ok {
+			return
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || f != f {
+			bad = append(bad, Reason{Rule: "metadata", Status: Warn, Message: fmt.Sprintf("%s=%q ignored: not a number", key, v)})
+			return
+		}
+		*dst = max(f, 0)
+		applied = append(applied, key+"="+v)
+	}
 	duration := func(key string, dst *time.Duration) {
 		v, ok := meta[key]
 		if !ok {
@@ -179,6 +235,12 @@ func (t Thresholds) ForConsumer(meta map[string]string) (Thresholds, []string, [
 	count(MetaRedeliveryCritical, &t.Critical.Redelivery)
 	duration(MetaLastDeliveryCritical, &t.Critical.LastDelivery)
 	duration(MetaLastAckCritical, &t.Critical.LastAck)
+	count(MetaAckWaitExpiredCritical, &t.Critical.AckWaitExpired)
+	count(MetaMaxDeliverReachedCritical, &t.Critical.MaxDeliverReached)
+	count(MetaLateAckCritical, &t.Critical.LateAck)
+	rate(MetaRedeliveryStormCritical, &t.Critical.RedeliveryStorm)
+	count(MetaNakStormCritical, &t.Critical.NakStorm)
+	count(MetaTerminatedCritical, &t.Critical.Terminated)
 	if v, ok := meta[MetaPinned]; ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
@@ -192,57 +254,94 @@ func (t Thresholds) ForConsumer(meta map[string]string) (Thresholds, []string, [
 }
 
 // Check judges one consumer as the server reported it, at the time now
-// (the report's own timestamp). Each rule that fires adds a reason; the
-// status is the worst of them. The consumer's io.nats.monitor.* metadata
-// overrides the critical thresholds.
+// (the report's own timestamp), from that one report alone.
 func Check(ci *jetstream.ConsumerInfo, now time.Time, t Thresholds) Health {
+	return Judge(ci, now, t, nil)
+}
+
+// Observation is what watching a consumer across refreshes adds to one
+// report: the interval's movement and events, and what inspect could tell
+// about acks that the report alone cannot.
+type Observation struct {
+	// Delta is the movement since the previous refresh, with the events
+	// counted meanwhile.
+	Delta *Delta
+	// LastAck is the latest ack inspect proved (acks in an interval's
+	// outflow), or the server's ack floor time before any was proved; nil
+	// when none is known.
+	LastAck *time.Time
+	// OutstandingSince is the latest time at which the oldest ack-pending
+	// message can have been delivered, from the delivered sequences and
+	// times of the refreshes; nil when unknown.
+	OutstandingSince *time.Time
+}
+
+// Judge is Check with what watching added; obs may be nil. Each rule that
+// fires adds a reason; the status is the worst of them. The consumer's
+// io.nats.monitor.* metadata overrides the critical thresholds.
+func Judge(ci *jetstream.ConsumerInfo, now time.Time, t Thresholds, obs *Observation) Health {
 	t, applied, reasons := t.ForConsumer(ci.Config.Metadata)
-	add := func(rule string, s Status, format string, args ...any) {
+	add := func(rule string, s Status, figure, at float64, format string, args ...any) {
 		if s != OK {
-			reasons = append(reasons, Reason{Rule: rule, Status: s, Message: fmt.Sprintf(format, args...)})
+			reasons = append(reasons, Reason{Rule: rule, Status: s, Figure: figure, Threshold: at, Message: fmt.Sprintf(format, args...)})
 		}
 	}
+	var d *Delta
+	if obs != nil {
+		d = obs.Delta
+	}
+	acks := ci.Config.AckPolicy != jetstream.AckNonePolicy
 
 	if s, at := level(ci.NumAckPending, t.Warn.OutstandingAck, t.Critical.OutstandingAck); s != OK {
-		add("outstanding-ack", s, "%d messages ack pending (%s at %d)", ci.NumAckPending, s, at)
+		add("outstanding-ack", s, float64(ci.NumAckPending), float64(at), "%d messages ack pending (%s at %d)", ci.NumAckPending, s, at)
 	}
 	if share, ok := ackPendingShare(ci); ok {
 		if s, at := level(share, t.Warn.AckPendingShare, t.Critical.AckPendingShare); s != OK {
-			add("ack-pending", s, "ack pending %d of max %d (%s); delivery stops at the maximum (%s at %g%%)",
+			add("ack-pending", s, share, at, "ack pending %d of max %d (%s); delivery stops at the maximum (%s at %g%%)",
 				ci.NumAckPending, ci.Config.MaxAckPending, Percent(share), s, at)
 		}
 	}
 	if s, at := level(ci.NumRedelivered, t.Warn.Redelivery, t.Critical.Redelivery); s != OK {
-		add("redelivery", s, "%d %s redelivered and not yet acked (%s at %d)", ci.NumRedelivered, Plural(ci.NumRedelivered, "message", "messages"), s, at)
+		add("redelivery", s, float64(ci.NumRedelivered), float64(at), "%d %s redelivered and not acked (%s at %d)", ci.NumRedelivered, Plural(ci.NumRedelivered, "message", "messages"), s, at)
 	}
 	if s, at := level(clampInt(ci.NumPending), t.Warn.Unprocessed, t.Critical.Unprocessed); s != OK {
-		add("unprocessed", s, "%d %s not yet delivered (%s at %d)", ci.NumPending, Plural(int(min(ci.NumPending, 2)), "message", "messages"), s, at)
+		add("unprocessed", s, float64(ci.NumPending), float64(at), "%d %s not yet delivered (%s at %d)", ci.NumPending, Plural(int(min(ci.NumPending, 2)), "message", "messages"), s, at)
 	}
 	if s, at := level(ci.NumWaiting, t.Warn.Waiting, t.Critical.Waiting); s != OK {
-		add("waiting", s, "%d pull %s waiting (%s at %d)", ci.NumWaiting, Plural(ci.NumWaiting, "request", "requests"), s, at)
+		add("waiting", s, float64(ci.NumWaiting), float64(at), "%d pull %s waiting (%s at %d)", ci.NumWaiting, Plural(ci.NumWaiting, "request", "requests"), s, at)
 	}
-	if ci.NumPending > 0 {
+	// A paused consumer delivers nothing by design: the pause is the one
+	// finding, not also a stalled delivery.
+	if ci.NumPending > 0 && !ci.Paused {
 		idle, never := since(ci.Delivered.Last, ci, now)
 		if s, at := level(idle, t.Warn.LastDelivery, t.Critical.LastDelivery); s != OK {
 			what := "nothing delivered for " + Short(idle)
 			if never {
 				what = "no delivery seen by the consumer leader in " + Short(idle)
 			}
-			add("last-delivery", s, "%s while %d %s wait (%s at %s)", what, ci.NumPending, Plural(int(min(ci.NumPending, 2)), "message", "messages"), s, Short(at))
+			add("last-delivery", s, idle.Seconds(), at.Seconds(), "%s while %d %s wait (%s at %s)", what, ci.NumPending, Plural(int(min(ci.NumPending, 2)), "message", "messages"), s, Short(at))
 		}
 	}
-	if ci.NumAckPending > 0 {
-		idle, never := since(ci.AckFloor.Last, ci, now)
-		if s, at := level(idle, t.Warn.LastAck, t.Critical.LastAck); s != OK {
-			what := "no ack for " + Short(idle)
-			if never {
-				what = "no ack seen by the consumer leader in " + Short(idle)
+	if ci.NumAckPending > 0 && acks {
+		if idle, what, ok := ackIdle(ci, now, obs); ok {
+			if s, at := level(idle, t.Warn.LastAck, t.Critical.LastAck); s != OK {
+				add("last-ack", s, idle.Seconds(), at.Seconds(), "%s while %d %s ack pending (%s at %s)", what, ci.NumAckPending, Plural(ci.NumAckPending, "message is", "messages are"), s, Short(at))
 			}
-			add("last-ack", s, "%s while %d %s ack pending (%s at %s)", what, ci.NumAckPending, Plural(ci.NumAckPending, "message is", "messages are"), s, Short(at))
 		}
 	}
+	if n, since, wait, ok := ackWaitExpired(ci, now); ok {
+		if s, at := level(n, t.Warn.AckWaitExpired, t.Critical.AckWaitExpired); s != OK {
+			add("ack-wait-expired", s, float64(n), float64(at), "%d ack-pending %s past %s ack wait (delivered %s ago, ack wait %s); no pull request is waiting, so they come back only at the next pull (%s at %d)",
+				n, Plural(n, "message is", "messages are"), Plural(n, "its", "their"), Short(since), Short(wait), s, at)
+		}
+	}
+	maxDeliverReached(ci, d, t, add)
 	if ci.Paused {
-		add("paused", Warn, "paused for another %s", Short(ci.PauseRemaining))
+		msg := "paused for another " + Short(ci.PauseRemaining)
+		if ci.NumPending > 0 {
+			msg += fmt.Sprintf("; %d %s to be delivered", ci.NumPending, Plural(int(min(ci.NumPending, 2)), "message waits", "messages wait"))
+		}
+		add("paused", Warn, ci.PauseRemaining.Seconds(), 0, "%s", msg)
 	}
 	reasons = append(reasons, replicaReasons(ci.Cluster)...)
 	if t.Pinned {
@@ -250,8 +349,11 @@ func Check(ci *jetstream.ConsumerInfo, now time.Time, t Thresholds) Health {
 			reasons = append(reasons, r)
 		}
 	}
+	if d != nil && !d.Reset {
+		watchRules(ci, d, t, add)
+	}
 
-	h := Health{Status: OK, Reasons: reasons, Overrides: applied}
+	h := Health{Status: OK, Reasons: reasons, Overrides: applied, Thresholds: &t}
 	if h.Reasons == nil {
 		h.Reasons = []Reason{}
 	}
@@ -261,6 +363,133 @@ func Check(ci *jetstream.ConsumerInfo, now time.Time, t Thresholds) Health {
 	// Worst first, in rule order otherwise.
 	slices.SortStableFunc(h.Reasons, func(a, b Reason) int { return int(b.Status) - int(a.Status) })
 	return h
+}
+
+type addFunc func(rule string, s Status, figure, at float64, format string, args ...any)
+
+// ackIdle is how long the consumer has gone without an ack while it had
+// messages to ack: from the last ack or the delivery of the oldest
+// ack-pending message, whichever came later. Consumer info holds the time
+// of the latest delivery, not of the oldest outstanding one: unless an ack
+// came after the latest delivery, or watching narrowed it down, the time
+// is counted from the latest delivery, and is a minimum. ok is false when
+// nothing tells (a new leader knows no times yet and saw no ack).
+func ackIdle(ci *jetstream.ConsumerInfo, now time.Time, obs *Observation) (time.Duration, string, bool) {
+	lastAck := ci.AckFloor.Last
+	if obs != nil && obs.Delta != nil {
+		lastAck = obs.LastAck
+	}
+	delivered := ci.Delivered.Last
+	if obs != nil && obs.OutstandingSince != nil && (delivered == nil || obs.OutstandingSince.Before(*delivered)) {
+		delivered = obs.OutstandingSince
+	}
+	switch {
+	case lastAck != nil && (delivered == nil || !lastAck.Before(*delivered)):
+		idle := max(now.Sub(*lastAck), 0)
+		return idle, "no ack for " + Short(idle), true
+	case delivered != nil:
+		idle := max(now.Sub(*delivered), 0)
+		from := "the last delivery"
+		if delivered != ci.Delivered.Last {
+			from = "the oldest ack-pending delivery"
+		}
+		return idle, fmt.Sprintf("no ack in the %s since %s", Short(idle), from), true
+	case ci.Cluster != nil && ci.Cluster.LeaderSince != nil:
+		// The leader took over after the deliveries and has seen no ack.
+		idle := max(now.Sub(*ci.Cluster.LeaderSince), 0)
+		return idle, "no ack seen by the consumer leader in the " + Short(idle) + " since it took over", true
+	}
+	return 0, "", false
+}
+
+// ackWait is the longest a delivery of this consumer waits for its ack
+// before the server may redeliver it: AckWait, or the longest BackOff step.
+func ackWait(cfg jetstream.ConsumerConfig) time.Duration {
+	w := cfg.AckWait
+	if w <= 0 {
+		w = 30 * time.Second
+	}
+	if len(cfg.BackOff) > 0 {
+		w = slices.Max(cfg.BackOff)
+	}
+	return w
+}
+
+// ackWaitExpired counts a pull consumer's ack-pending messages whose ack
+// wait has passed while no pull request waits (nats-server#1716): every
+// ack-pending message was delivered at or before the latest delivery, so
+// once that is older than the ack wait, all of them are past it.
+func ackWaitExpired(ci *jetstream.ConsumerInfo, now time.Time) (n int, since, wait time.Duration, ok bool) {
+	if ci.Config.DeliverSubject != "" || ci.Config.AckPolicy == jetstream.AckNonePolicy || ci.Paused ||
+		ci.NumAckPending == 0 || ci.NumWaiting > 0 || ci.Delivered.Last == nil {
+		return 0, 0, 0, false
+	}
+	wait = ackWait(ci.Config)
+	since = max(now.Sub(*ci.Delivered.Last), 0)
+	if since <= wait {
+		return 0, 0, 0, false
+	}
+	return ci.NumAckPending, since, wait, true
+}
+
+// maxDeliverReached finds messages that reached MaxDeliver without an ack.
+// Under --watch the server's MAX_DELIVERIES advisories count them. Without
+// them, the sign is an ack floor behind the last delivery with nothing ack
+// pending: the server dropped them from pending without moving the floor,
+// and num_redelivered reads 0 with MaxDeliver 1 (nats-server#6874). The
+// sign lasts until the next ack moves the floor.
+func maxDeliverReached(ci *jetstream.ConsumerInfo, d *Delta, t Thresholds, add addFunc) {
+	if ci.Config.MaxDeliver <= 0 || ci.Config.AckPolicy == jetstream.AckNonePolicy {
+		return
+	}
+	if d != nil && d.Events != nil && d.Events.MaxDeliveries > 0 {
+		n := d.Events.MaxDeliveries
+		if s, at := level(n, t.Warn.MaxDeliverReached, t.Critical.MaxDeliverReached); s != OK {
+			add("max-deliver-reached", s, float64(n), float64(at), "%d %s reached max deliver (%d) in the last %s without an ack and will not be delivered again (MAX_DELIVERIES advisories; %s at %d)",
+				n, Plural(n, "message", "messages"), ci.Config.MaxDeliver, Short(time.Duration(d.Interval)), s, at)
+		}
+		return
+	}
+	if ci.NumAckPending != 0 || ci.AckFloor.Consumer >= ci.Delivered.Consumer {
+		return
+	}
+	upTo := ci.Delivered.Stream - min(ci.AckFloor.Stream, ci.Delivered.Stream)
+	if s, at := level(1, t.Warn.MaxDeliverReached, t.Critical.MaxDeliverReached); s != OK {
+		add("max-deliver-reached", s, 1, float64(at), "messages reached max deliver (%d) without an ack and were dropped: the ack floor (stream seq %d) is behind the last delivery (stream seq %d) with nothing ack pending; at least 1, at most %d (%s at %d)",
+			ci.Config.MaxDeliver, ci.AckFloor.Stream, ci.Delivered.Stream, max(upTo, 1), s, at)
+	}
+}
+
+// watchRules are the rules that need an interval and its events.
+func watchRules(ci *jetstream.ConsumerInfo, d *Delta, t Thresholds, add addFunc) {
+	iv := Short(time.Duration(d.Interval))
+	if s, at := level(d.RedeliveriesPerSec, t.Warn.RedeliveryStorm, t.Critical.RedeliveryStorm); s != OK {
+		add("redelivery-storm", s, d.RedeliveriesPerSec, at, "%s redeliveries/s in the last %s (%d of %d deliveries; %s at %g/s)",
+			rateText(d.RedeliveriesPerSec), iv, d.Redeliveries, d.Delivered, s, at)
+	}
+	ev := d.Events
+	if ev == nil {
+		return
+	}
+	if a := d.AckTimes; a != nil && a.Late > 0 {
+		if s, at := level(a.Late, t.Warn.LateAck, t.Critical.LateAck); s != OK {
+			add("late-ack", s, float64(a.Late), float64(at), "%d of %d sampled acks in the last %s took longer than the %s ack wait (p50 %s, p99 %s, max %s): the server could redeliver them meanwhile, and another worker may have processed the same message (%s at %d)",
+				a.Late, a.Count, iv, Short(ci.Config.AckWait), Short(time.Duration(a.P50)), Short(time.Duration(a.P99)), Short(time.Duration(a.Max)), s, at)
+		}
+	}
+	if s, at := level(ev.Naks, t.Warn.NakStorm, t.Critical.NakStorm); s != OK {
+		add("nak-storm", s, float64(ev.Naks), float64(at), "%d %s in the last %s (%s/s; MSG_NAKED advisories; %s at %d)", ev.Naks, Plural(ev.Naks, "NAK", "NAKs"), iv, rateText(d.NaksPerSec), s, at)
+	}
+	if s, at := level(ev.Terminated, t.Warn.Terminated, t.Critical.Terminated); s != OK {
+		add("terminated", s, float64(ev.Terminated), float64(at), "%d %s terminated by the client (+TERM) in the last %s: not acked, never delivered again (%s at %d)", ev.Terminated, Plural(ev.Terminated, "message", "messages"), iv, s, at)
+	}
+}
+
+func rateText(v float64) string {
+	if v >= 100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
 // level is the status of value v against warn and critical thresholds,

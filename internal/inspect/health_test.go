@@ -110,17 +110,38 @@ func TestStaleness(t *testing.T) {
 		t.Errorf("idle consumer: %+v", h)
 	}
 
-	// Never acked: measured from creation.
+	// Never acked, delivered an hour ago: measured from the delivery.
 	ci = idle()
 	ci.NumAckPending = 2
+	ci.Delivered.Last = ago(time.Hour)
 	h := Check(ci, now, th)
-	if h.Status != Critical || !strings.Contains(h.Reasons[0].Message, "no ack seen by the consumer leader in 1h") {
+	if h.Status != Critical || h.Reasons[0].Message != "no ack in the 1h since the last delivery while 2 messages are ack pending (critical at 1m)" || h.Reasons[0].Figure != 3600 {
 		t.Errorf("never acked: %+v", h)
 	}
-	// ... or from the leader's election, when later.
+	// Created an hour ago, delivered 1.5s ago: nothing was due for long.
+	ci.Delivered.Last = ago(1500 * time.Millisecond)
+	if h := Check(ci, now, th); h.Status != OK {
+		t.Errorf("delivered 1.5s ago: %+v", h)
+	}
+	// An ack after the last delivery: counted from the ack.
+	ci.Delivered.Last, ci.AckFloor.Last = ago(2*time.Hour), ago(90*time.Second)
+	if h := Check(ci, now, th); h.Status != Critical || !strings.HasPrefix(h.Reasons[0].Message, "no ack for 1m30s while") {
+		t.Errorf("acked after the last delivery: %+v", h)
+	}
+	// No times at all (a new leader): from the leader's election.
+	ci.Delivered.Last, ci.AckFloor.Last = nil, nil
 	ci.Cluster = &jetstream.ClusterInfo{Leader: "n1", LeaderSince: ago(30 * time.Second)}
 	if h := Check(ci, now, th); h.Status != OK {
 		t.Errorf("new leader 30s ago: %+v", h)
+	}
+	ci.Cluster.LeaderSince = ago(2 * time.Minute)
+	if h := Check(ci, now, th); h.Status != Critical || !strings.Contains(h.Reasons[0].Message, "no ack seen by the consumer leader in the 2m since it took over") {
+		t.Errorf("new leader 2m ago: %+v", h)
+	}
+	// No times and no cluster: nothing tells, nothing fires.
+	ci.Cluster = nil
+	if h := Check(ci, now, th); h.Status != OK {
+		t.Errorf("no times: %+v", h)
 	}
 }
 
@@ -217,6 +238,17 @@ func TestMetadataOverrides(t *testing.T) {
 		{"last delivery", map[string]string{MetaLastDeliveryCritical: "1m"},
 			func(ci *jetstream.ConsumerInfo) { ci.NumPending = 1; ci.Delivered.Last = ago(time.Minute) }, Critical, "last-delivery"},
 		{"pinned", map[string]string{MetaPinned: "true"}, func(*jetstream.ConsumerInfo) {}, Critical, "pinned"},
+		{"ack wait expired", map[string]string{MetaAckWaitExpiredCritical: "2"}, func(ci *jetstream.ConsumerInfo) {
+			ci.NumAckPending = 2
+			ci.Config.AckWait = time.Second
+			ci.Delivered.Last = ago(2 * time.Second)
+		}, Critical, "ack-wait-expired"},
+		{"max deliver reached", map[string]string{MetaMaxDeliverReachedCritical: "1"}, func(ci *jetstream.ConsumerInfo) {
+			ci.Config.MaxDeliver = 1
+			ci.Delivered = jetstream.SequenceInfo{Consumer: 3, Stream: 3}
+		}, Critical, "max-deliver-reached"},
+		{"unreadable rate", map[string]string{MetaRedeliveryStormCritical: "fast"},
+			func(ci *jetstream.ConsumerInfo) { ci.NumRedelivered = 3 }, Warn, "metadata"},
 		{"unreadable", map[string]string{MetaRedeliveryCritical: "lots"},
 			func(ci *jetstream.ConsumerInfo) { ci.NumRedelivered = 3 }, Warn, "metadata"},
 	}
@@ -316,5 +348,71 @@ func TestShort(t *testing.T) {
 		if got := Short(in); got != want {
 			t.Errorf("Short(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestWatchRuleOverrides: the --watch rules read their critical levels
+// from metadata too, rates as numbers.
+func TestWatchRuleOverrides(t *testing.T) {
+	ci := idle()
+	ci.Config.AckWait = time.Second
+	ci.Config.Metadata = map[string]string{MetaRedeliveryStormCritical: "2.5", MetaNakStormCritical: "4", MetaTerminatedCritical: "1", MetaLateAckCritical: "1"}
+	d := &Delta{Interval: 2000000000, Delivered: 10, Redeliveries: 5, RedeliveriesPerSec: 2.5,
+		Events: &Events{Naks: 4, Terminated: 1}, AckTimes: &AckTimes{Count: 3, Late: 1}}
+	h := Judge(ci, now, Thresholds{}, &Observation{Delta: d})
+	got := map[string]Status{}
+	for _, r := range h.Reasons {
+		got[r.Rule] = r.Status
+	}
+	for _, rule := range []string{"redelivery-storm", "nak-storm", "terminated", "late-ack"} {
+		if got[rule] != Critical {
+			t.Errorf("%s: %v (%+v)", rule, got[rule], h.Reasons)
+		}
+	}
+	if len(h.Overrides) != 4 {
+		t.Errorf("overrides %v", h.Overrides)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	mk := func(name string, pending uint64, st Status) Consumer {
+		return Consumer{Name: name, NumPending: pending, Health: Health{Status: st}}
+	}
+	snap := &Snapshot{Streams: []Stream{
+		{Name: "A", Consumers: []Consumer{mk("a1", 5, OK), mk("a2", 50, Warn)}},
+		{Name: "B", Consumers: []Consumer{mk("b1", 500, Critical), mk("b2", 1, OK)}},
+		{Name: "C", Consumers: []Consumer{}},
+	}}
+	snap.summarize()
+	view := snap.Select(SortPending, nil)
+	var order []string
+	for _, st := range view.Streams {
+		for _, c := range st.Consumers {
+			order = append(order, c.Name)
+		}
+		order = append(order, "|")
+	}
+	if got := strings.Join(order, " "); got != "b1 b2 | a2 a1 | |" {
+		t.Errorf("by pending: %s", got)
+	}
+	warn := Warn
+	view = snap.Select(SortName, &warn)
+	order = nil
+	for _, st := range view.Streams {
+		for _, c := range st.Consumers {
+			order = append(order, st.Name+"/"+c.Name)
+		}
+	}
+	if got := strings.Join(order, " "); got != "A/a2 B/b1" || view.Selection.Hidden != 2 || view.Selection.Shown != 2 || view.Summary.Consumers != 4 {
+		t.Errorf("only warn: %s %+v", got, view.Selection)
+	}
+	if len(snap.Streams) != 3 || snap.Streams[0].Consumers[0].Name != "a1" || len(snap.Streams[1].Consumers) != 2 {
+		t.Errorf("Select changed the snapshot: %+v", snap.Streams)
+	}
+	if _, err := ParseSort("size"); err == nil {
+		t.Error("ParseSort accepted size")
+	}
+	if _, err := ParseOnly("ok"); err == nil {
+		t.Error("ParseOnly accepted ok")
 	}
 }

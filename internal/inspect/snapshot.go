@@ -15,6 +15,8 @@ import (
 
 // Snapshot is what one look at the account found.
 type Snapshot struct {
+	// OK is true when no consumer is critical: the run exits 0.
+	OK     bool           `json:"ok"`
 	Server doc.ServerInfo `json:"server"`
 	// Scope is what was asked for: everything, one stream or one consumer.
 	Scope   Scope     `json:"scope"`
@@ -25,8 +27,25 @@ type Snapshot struct {
 	Missing []Missing `json:"missing_streams,omitempty"`
 	Summary Summary   `json:"summary"`
 	// Requests is the number of JetStream API requests the look took.
-	Requests int          `json:"requests"`
-	Elapsed  doc.Duration `json:"elapsed"`
+	Requests  int          `json:"requests"`
+	Elapsed   doc.Duration `json:"elapsed"`
+	ElapsedMS float64      `json:"elapsed_ms"`
+	// Top names the consumers with the most redeliveries, NAKs, client
+	// terminations and max-deliver drops in the last --watch interval.
+	Top []Top `json:"top,omitempty"`
+	// Selection says which consumers --only and --sort kept, and how many
+	// they left out; Summary still counts them all.
+	Selection *Selection `json:"selection,omitempty"`
+}
+
+// Top is one consumer among the busiest of its kind in an interval.
+type Top struct {
+	// Kind is "redeliveries", "naks", "terminated" or "max_deliveries".
+	Kind     string  `json:"kind"`
+	Stream   string  `json:"stream"`
+	Consumer string  `json:"consumer"`
+	Count    int64   `json:"count"`
+	PerSec   float64 `json:"per_sec"`
 }
 
 // Scope narrows a snapshot to one stream, or one consumer of it.
@@ -60,6 +79,7 @@ type Stream struct {
 	LastSeq       uint64        `json:"last_seq"`
 	LastTime      *time.Time    `json:"last_ts,omitempty"`
 	LastAge       *doc.Duration `json:"last_age,omitempty"`
+	LastAgeMS     *float64      `json:"last_age_ms,omitempty"`
 	NumDeleted    int           `json:"num_deleted"`
 	NumSubjects   uint64        `json:"num_subjects"`
 	ConsumerCount int           `json:"consumer_count"`
@@ -89,15 +109,16 @@ type Consumer struct {
 	MaxAckPending int `json:"max_ack_pending"`
 	// AckPendingShare is num_ack_pending as a percentage of max_ack_pending;
 	// absent when there is no limit.
-	AckPendingShare *float64        `json:"ack_pending_share,omitempty"`
-	NumRedelivered  int             `json:"num_redelivered"`
-	NumWaiting      int             `json:"num_waiting"`
-	Delivered       Sequence        `json:"delivered"`
-	AckFloor        Sequence        `json:"ack_floor"`
-	Paused          bool            `json:"paused"`
-	PauseUntil      *time.Time      `json:"pause_until,omitempty"`
-	PauseRemaining  doc.Duration    `json:"pause_remaining,omitempty"`
-	PriorityGroups  []PriorityGroup `json:"priority_groups,omitempty"`
+	AckPendingShare  *float64        `json:"ack_pending_share,omitempty"`
+	NumRedelivered   int             `json:"num_redelivered"`
+	NumWaiting       int             `json:"num_waiting"`
+	Delivered        Sequence        `json:"delivered"`
+	AckFloor         Sequence        `json:"ack_floor"`
+	Paused           bool            `json:"paused"`
+	PauseUntil       *time.Time      `json:"pause_until,omitempty"`
+	PauseRemaining   doc.Duration    `json:"pause_remaining,omitempty"`
+	PauseRemainingMS float64         `json:"pause_remaining_ms,omitempty"`
+	PriorityGroups   []PriorityGroup `json:"priority_groups,omitempty"`
 	// Kind is "pull" or "push".
 	Kind      string `json:"kind"`
 	PushBound bool   `json:"push_bound,omitempty"`
@@ -110,6 +131,28 @@ type Consumer struct {
 	Cluster *Cluster                 `json:"cluster,omitempty"`
 	Health  Health                   `json:"health"`
 	Delta   *Delta                   `json:"delta,omitempty"`
+	// LastAck is the last ack as watching could tell it; absent without
+	// --watch, where only the ack floor's time (AckFloor.Last) is known.
+	LastAck *LastAck `json:"last_ack,omitempty"`
+
+	// info is the server's report, kept to judge the consumer again with
+	// what watching adds.
+	info *jetstream.ConsumerInfo
+}
+
+// LastAck is the last ack of a consumer as inspect could tell it.
+//
+// The server's ack_floor.last_active moves for acks, but also when a
+// client terminates a message and when ack-pending messages leave the
+// stream (limits, max age, deletes, purges). Under --watch inspect credits
+// an ack only when an interval's outflow shows one.
+type LastAck struct {
+	At    *time.Time    `json:"at,omitempty"`
+	Age   *doc.Duration `json:"age,omitempty"`
+	AgeMS *float64      `json:"age_ms,omitempty"`
+	// Proven is true once an interval showed acks; before that At is the
+	// server's ack floor time at the first refresh.
+	Proven bool `json:"proven"`
 }
 
 // Sequence is a consumer's delivered or ack floor position.
@@ -118,7 +161,8 @@ type Sequence struct {
 	StreamSeq   uint64     `json:"stream_seq"`
 	Last        *time.Time `json:"last_active,omitempty"`
 	// Age is the time from Last to the server's timestamp of the report.
-	Age *doc.Duration `json:"age,omitempty"`
+	Age   *doc.Duration `json:"age,omitempty"`
+	AgeMS *float64      `json:"age_ms,omitempty"`
 }
 
 // PriorityGroup is a priority group and the client pinned to it, if any.
@@ -138,11 +182,12 @@ type Cluster struct {
 
 // Replica is one follower of a clustered stream or consumer.
 type Replica struct {
-	Name    string       `json:"name"`
-	Current bool         `json:"current"`
-	Offline bool         `json:"offline,omitempty"`
-	Active  doc.Duration `json:"active"`
-	Lag     uint64       `json:"lag,omitempty"`
+	Name     string       `json:"name"`
+	Current  bool         `json:"current"`
+	Offline  bool         `json:"offline,omitempty"`
+	Active   doc.Duration `json:"active"`
+	ActiveMS float64      `json:"active_ms"`
+	Lag      uint64       `json:"lag,omitempty"`
 }
 
 // State says in one word how the replica is doing.
@@ -197,6 +242,7 @@ func (s *Snapshot) summarize() {
 		sum.Status = max(sum.Status, st.Status)
 	}
 	s.Summary = sum
+	s.OK = sum.Critical == 0
 }
 
 func streamOf(si *jetstream.StreamInfo) Stream {
@@ -220,6 +266,7 @@ func streamOf(si *jetstream.StreamInfo) Stream {
 		t := si.State.LastTime
 		st.LastTime = &t
 		st.LastAge = age(&t, reportTime(si.TimeStamp))
+		st.LastAgeMS = millis(st.LastAge)
 	}
 	return st
 }
@@ -227,25 +274,27 @@ func streamOf(si *jetstream.StreamInfo) Stream {
 func consumerOf(ci *jetstream.ConsumerInfo, t Thresholds) Consumer {
 	now := reportTime(ci.TimeStamp)
 	c := Consumer{
-		Stream:         ci.Stream,
-		Name:           ci.Name,
-		NumPending:     ci.NumPending,
-		NumAckPending:  ci.NumAckPending,
-		MaxAckPending:  ci.Config.MaxAckPending,
-		NumRedelivered: ci.NumRedelivered,
-		NumWaiting:     ci.NumWaiting,
-		Delivered:      sequenceOf(ci.Delivered, now),
-		AckFloor:       sequenceOf(ci.AckFloor, now),
-		Paused:         ci.Paused,
-		PauseRemaining: doc.Duration(ci.PauseRemaining),
-		Kind:           "pull",
-		PushBound:      ci.PushBound,
-		Ackprobe:       marks.Owned(ci.Config.Metadata),
-		Created:        ci.Created,
-		TimeStamp:      ci.TimeStamp,
-		Config:         ci.Config,
-		Cluster:        clusterOf(ci.Cluster),
-		Health:         Check(ci, now, t),
+		Stream:           ci.Stream,
+		Name:             ci.Name,
+		NumPending:       ci.NumPending,
+		NumAckPending:    ci.NumAckPending,
+		MaxAckPending:    ci.Config.MaxAckPending,
+		NumRedelivered:   ci.NumRedelivered,
+		NumWaiting:       ci.NumWaiting,
+		Delivered:        sequenceOf(ci.Delivered, now),
+		AckFloor:         sequenceOf(ci.AckFloor, now),
+		Paused:           ci.Paused,
+		PauseRemaining:   doc.Duration(ci.PauseRemaining),
+		PauseRemainingMS: doc.Millis(ci.PauseRemaining),
+		Kind:             "pull",
+		PushBound:        ci.PushBound,
+		Ackprobe:         marks.Owned(ci.Config.Metadata),
+		Created:          ci.Created,
+		TimeStamp:        ci.TimeStamp,
+		Config:           ci.Config,
+		Cluster:          clusterOf(ci.Cluster),
+		Health:           Check(ci, now, t),
+		info:             ci,
 	}
 	if ci.Config.DeliverSubject != "" {
 		c.Kind = "push"
@@ -269,7 +318,8 @@ func consumerOf(ci *jetstream.ConsumerInfo, t Thresholds) Consumer {
 }
 
 func sequenceOf(s jetstream.SequenceInfo, now time.Time) Sequence {
-	return Sequence{ConsumerSeq: s.Consumer, StreamSeq: s.Stream, Last: s.Last, Age: age(s.Last, now)}
+	a := age(s.Last, now)
+	return Sequence{ConsumerSeq: s.Consumer, StreamSeq: s.Stream, Last: s.Last, Age: a, AgeMS: millis(a)}
 }
 
 func clusterOf(ci *jetstream.ClusterInfo) *Cluster {
@@ -281,7 +331,7 @@ func clusterOf(ci *jetstream.ClusterInfo) *Cluster {
 		if p == nil {
 			continue
 		}
-		c.Replicas = append(c.Replicas, Replica{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: doc.Duration(p.Active), Lag: p.Lag})
+		c.Replicas = append(c.Replicas, Replica{Name: p.Name, Current: p.Current, Offline: p.Offline, Active: doc.Duration(p.Active), ActiveMS: doc.Millis(p.Active), Lag: p.Lag})
 	}
 	return c
 }
@@ -303,4 +353,13 @@ func age(t *time.Time, now time.Time) *doc.Duration {
 	d := max(now.Sub(*t), 0).Round(time.Millisecond)
 	pd := doc.Duration(d)
 	return &pd
+}
+
+// millis is an age in milliseconds, for the _ms key beside it.
+func millis(d *doc.Duration) *float64 {
+	if d == nil {
+		return nil
+	}
+	ms := d.Millis()
+	return &ms
 }

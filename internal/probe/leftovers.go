@@ -55,16 +55,37 @@ func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) 
 	}
 	now := time.Now()
 	old := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) >= opts.OlderThan }
+	// Every stream by name (the meta leader knows them all, also those
+	// whose own leader is being elected after a restart, which a listing
+	// of stream infos leaves out), then each one's info, retried while it
+	// has no leader.
 	lctx, cancel := context.WithTimeout(ctx, 3*opts.Timeout)
 	defer cancel()
+	var names []string
+	lister := js.StreamNames(lctx)
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
 	var out []Orphan
-	streams := js.ListStreams(lctx)
-	for si := range streams.Info() {
+	for _, name := range names {
+		st, err := retry(ctx, max(3*opts.Timeout, 15*time.Second), opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
+			return js.Stream(ctx, name)
+		}, nil)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %q: %w", name, err)
+		}
+		si := st.CachedInfo()
 		owned := marks.Owned(si.Config.Metadata)
 		if !owned && si.State.Consumers == 0 {
 			continue
 		}
-		consumers, active, err := probeConsumers(lctx, js, si.Config.Name, now, opts.OlderThan)
+		consumers, active, err := probeConsumers(ctx, st, now, opts.OlderThan, opts.Timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -88,23 +109,16 @@ func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) 
 				Command: fmt.Sprintf("nats consumer rm %s %s -f && nats stream purge %s --subject %s -f", si.Config.Name, ci.Name, si.Config.Name, ci.Config.FilterSubject)})
 		}
 	}
-	if err := streams.Err(); err != nil {
-		return nil, fmt.Errorf("list streams: %w", err)
-	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return out, nil
 }
 
 // probeConsumers returns the ackprobe consumers of a stream, and whether
 // any of them was active within window.
-func probeConsumers(ctx context.Context, js jetstream.JetStream, stream string, now time.Time, window time.Duration) ([]*jetstream.ConsumerInfo, bool, error) {
-	st, err := js.Stream(ctx, stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("stream %q: %w", stream, err)
-	}
+func probeConsumers(ctx context.Context, st jetstream.Stream, now time.Time, window, timeout time.Duration) ([]*jetstream.ConsumerInfo, bool, error) {
+	stream := st.CachedInfo().Config.Name
+	ctx, cancel := context.WithTimeout(ctx, 3*timeout)
+	defer cancel()
 	var out []*jetstream.ConsumerInfo
 	active := false
 	lister := st.ListConsumers(ctx)
@@ -124,6 +138,9 @@ func probeConsumers(ctx context.Context, js jetstream.JetStream, stream string, 
 // recent reports a consumer that delivered or took an ack within window
 // (the leader's memory: lost when leadership moved).
 func recent(ci *jetstream.ConsumerInfo, now time.Time, window time.Duration) bool {
+	if window <= 0 {
+		return false
+	}
 	for _, t := range []*time.Time{ci.Delivered.Last, ci.AckFloor.Last} {
 		if t != nil && now.Sub(*t) < window {
 			return true

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -71,7 +72,7 @@ func orders() inspect.Stream {
 				Delivered: inspect.Sequence{ConsumerSeq: 100, StreamSeq: 50, Age: dur(7 * time.Minute)},
 				Kind:      "pull", Created: taken.Add(-3 * time.Hour), TimeStamp: taken, Config: cfg(50),
 				Health: inspect.Health{Status: inspect.Critical, Reasons: []inspect.Reason{
-					reason("redelivery", inspect.Critical, "50 messages redelivered and not yet acked (critical at 10)"),
+					reason("redelivery", inspect.Critical, "50 messages redelivered and not acked (critical at 10)"),
 					reason("ack-pending", inspect.Warn, "ack pending 50 of max 50 (100%); delivery stops at the maximum (warn at 80%)"),
 					reason("last-ack", inspect.Warn, "no ack seen by the consumer leader in 3h while 50 messages are ack pending (warn at 5m)"),
 				}, Overrides: []string{"io.nats.monitor.redelivery-critical=10"}},
@@ -105,14 +106,51 @@ func overviewSnapshot() *inspect.Snapshot {
 	return snap
 }
 
-// watched is the overview at a later refresh, with deltas.
+// watched is the overview at a later refresh, with deltas and the
+// interval's events: billing acks everything (its acks sampled), reports
+// lost 5 ack-pending messages to a purge, shipping NAKs everything and
+// drops messages at MaxDeliver.
 func watched() *inspect.Snapshot {
 	snap := overviewSnapshot()
 	o := &snap.Streams[2]
-	o.Delta = &inspect.StreamDelta{Interval: doc.Duration(2 * time.Second), Messages: 30, Stored: 30, StoredPerSec: 15}
-	o.Consumers[0].Delta = &inspect.Delta{Interval: doc.Duration(2 * time.Second), Pending: 10, AckPending: -2, Delivered: 20, Acked: 22, AckFloor: 22, DeliveredPerSec: 10, AckedPerSec: 11}
-	o.Consumers[1].Delta = &inspect.Delta{Interval: doc.Duration(2 * time.Second), Pending: 30}
-	o.Consumers[2].Delta = &inspect.Delta{Interval: doc.Duration(2 * time.Second), Pending: 30}
+	iv := doc.Duration(2 * time.Second)
+	o.Delta = &inspect.StreamDelta{Interval: iv, Messages: 30, Stored: 30, StoredPerSec: 15}
+	o.Consumers[0].Config.SampleFrequency = "100%"
+	o.Consumers[0].Delta = &inspect.Delta{Interval: iv, Pending: 10, AckPending: -2, Delivered: 20, Outflow: 22, Acked: 22, AckedMax: 22, AckFloor: 22, DeliveredPerSec: 10, AckedPerSec: 11, AckedMaxPerSec: 11,
+		Events: &inspect.Events{}, AckTimes: &inspect.AckTimes{Count: 22, P50: doc.Duration(840 * time.Microsecond), P99: doc.Duration(12 * time.Millisecond), Max: doc.Duration(15 * time.Millisecond)}}
+	o.Consumers[0].LastAck = &inspect.LastAck{At: at(1600 * time.Millisecond), Age: dur(1600 * time.Millisecond), Proven: true}
+	o.Consumers[1].Delta = &inspect.Delta{Interval: iv, Pending: 30, AckPending: -5, Outflow: 5, LeftUnknown: 5, AckedMax: 5, AckedMaxPerSec: 2.5, Events: &inspect.Events{}}
+	o.Consumers[2].Delta = &inspect.Delta{Interval: iv, Pending: 30, Delivered: 90, Redeliveries: 60, DeliveredPerSec: 45, RedeliveriesPerSec: 30,
+		Events: &inspect.Events{Naks: 85, MaxDeliveries: 5}, NaksPerSec: 42.5}
+	o.Consumers[2].Health.Reasons = append(o.Consumers[2].Health.Reasons,
+		reason("redelivery-storm", inspect.Warn, "30.0 redeliveries/s in the last 2s (60 of 90 deliveries; warn at 10/s)"),
+		reason("nak-storm", inspect.Warn, "85 NAKs in the last 2s (42.5/s; MSG_NAKED advisories; warn at 10)"))
+	snap.Top = []inspect.Top{
+		{Kind: "redeliveries", Stream: "ORDERS", Consumer: "shipping", Count: 60, PerSec: 30},
+		{Kind: "naks", Stream: "ORDERS", Consumer: "shipping", Count: 85, PerSec: 42.5},
+		{Kind: "max_deliveries", Stream: "ORDERS", Consumer: "shipping", Count: 5, PerSec: 2.5},
+	}
+	return snap
+}
+
+// summed sets a hand-built snapshot's summary as inspect would.
+func summed(snap *inspect.Snapshot) *inspect.Snapshot {
+	sum := inspect.Summary{Streams: len(snap.Streams)}
+	for _, st := range snap.Streams {
+		for _, c := range st.Consumers {
+			sum.Consumers++
+			switch c.Health.Status {
+			case inspect.Critical:
+				sum.Critical++
+			case inspect.Warn:
+				sum.Warn++
+			default:
+				sum.OK++
+			}
+			sum.Status = max(sum.Status, c.Health.Status)
+		}
+	}
+	snap.Summary = sum
 	return snap
 }
 
@@ -145,11 +183,50 @@ func TestInspectGolden(t *testing.T) {
 	}{
 		{"inspect_overview", overviewSnapshot(), InspectOptions{}},
 		{"inspect_watch", watched(), InspectOptions{Watch: 2 * time.Second, Refresh: 3}},
-		{"inspect_stream", streamSnap, InspectOptions{}},
-		{"inspect_stream_watch", watchedStream, InspectOptions{Watch: 2 * time.Second, Refresh: 5}},
-		{"inspect_consumer", consumerSnap, InspectOptions{}},
-		{"inspect_consumer_watch", watchedConsumer, InspectOptions{Watch: 2 * time.Second, Refresh: 2}},
+		{"inspect_stream", summed(streamSnap), InspectOptions{}},
+		{"inspect_stream_watch", summed(watchedStream), InspectOptions{Watch: 2 * time.Second, Refresh: 5}},
+		{"inspect_consumer", summed(consumerSnap), InspectOptions{}},
+		{"inspect_consumer_watch", summed(watchedConsumer), InspectOptions{Watch: 2 * time.Second, Refresh: 2}},
 		{"inspect_empty", emptySnap, InspectOptions{}},
+	}
+	var sized []struct {
+		name string
+		snap *inspect.Snapshot
+		o    InspectOptions
+	}
+	for _, c := range cases[:6] {
+		for _, w := range []int{80, 200} {
+			o := c.o
+			o.Width = w
+			sized = append(sized, struct {
+				name string
+				snap *inspect.Snapshot
+				o    InspectOptions
+			}{fmt.Sprintf("%s_w%d", c.name, w), c.snap, o})
+		}
+	}
+	for _, c := range sized {
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := Inspect(&b, c.snap, c.o); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, c.name+".txt", b.String())
+			// Every line fits: nothing is left to the terminal to wrap.
+			for i, line := range strings.Split(b.String(), "\n") {
+				if w := textWidth(line); w > c.o.Width {
+					t.Errorf("line %d is %d columns wide, more than %d: %q", i+1, w, c.o.Width, line)
+				}
+			}
+			// And colors change nothing of the layout.
+			var colored bytes.Buffer
+			o := c.o
+			o.Color = true
+			_ = Inspect(&colored, c.snap, o)
+			if stripped := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(colored.String(), ""); stripped != b.String() {
+				t.Errorf("colored output, stripped, differs from plain output at width %d", c.o.Width)
+			}
+		})
 	}
 	for _, c := range cases {
 		for _, color := range []bool{false, true} {
@@ -228,6 +305,11 @@ func TestInspectJSONKeys(t *testing.T) {
 	}
 	if c["num_pending"].(float64) != 1150 || c["num_redelivered"].(float64) != 50 {
 		t.Errorf("figures %v", c)
+	}
+	for _, k := range []string{"ok", "elapsed", "elapsed_ms"} {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("missing snapshot key %q", k)
+		}
 	}
 	if empty := streams[1].(map[string]any)["consumers"]; empty == nil {
 		t.Errorf("consumers must be a list, not null")

@@ -134,3 +134,149 @@ func bar(frac float64, width int) string {
 	}
 	return s
 }
+
+// cell is a table cell in two lengths: the short one is used once the
+// table no longer fits the terminal at full length.
+type cell struct{ full, short string }
+
+// one is a cell that has one length only.
+func one(s string) cell { return cell{s, s} }
+
+// column is a column of a table that fits the terminal's width.
+type column struct {
+	header, short string
+	right         bool
+	// drop orders the columns left out when the table is still too wide:
+	// 1 goes first, then 2, ...; 0 is never dropped.
+	drop int
+	// trim marks a column whose cells may be cut, with "…", as a last
+	// resort (names and notes); cells are never wrapped.
+	trim bool
+}
+
+// fitTable renders a rounded table within width columns (0: no limit).
+// It tries, in turn, the full table; short headers and cells; leaving
+// out columns in their drop order; and finally cutting the cells of trim
+// columns. seps are the row indexes that a separator line precedes.
+func fitTable(cols []column, rows [][]cell, seps []int, width int) string {
+	render := func(short bool, keep []bool, trimTo int) string {
+		t := newTable()
+		var head table.Row
+		var cfg []table.ColumnConfig
+		n := 0
+		for i, col := range cols {
+			if !keep[i] {
+				continue
+			}
+			n++
+			h := col.header
+			if short && col.short != "" {
+				h = col.short
+			}
+			head = append(head, h)
+			cc := table.ColumnConfig{Number: n}
+			if col.right {
+				cc.Align, cc.AlignHeader = text.AlignRight, text.AlignRight
+			}
+			if col.trim && trimTo > 0 {
+				cc.WidthMax = trimTo
+				cc.WidthMaxEnforcer = func(s string, max int) string { return text.Snip(s, max, "…") }
+			}
+			cfg = append(cfg, cc)
+		}
+		t.AppendHeader(head)
+		t.SetColumnConfigs(cfg)
+		sep := map[int]bool{}
+		for _, i := range seps {
+			sep[i] = true
+		}
+		for r, cells := range rows {
+			if sep[r] && r > 0 {
+				t.AppendSeparator()
+			}
+			var row table.Row
+			for i, cl := range cells {
+				if i >= len(cols) || !keep[i] {
+					continue
+				}
+				if short {
+					row = append(row, cl.short)
+				} else {
+					row = append(row, cl.full)
+				}
+			}
+			t.AppendRow(row)
+		}
+		return t.Render()
+	}
+	keep := make([]bool, len(cols))
+	for i := range keep {
+		keep[i] = true
+	}
+	out := render(false, keep, 0)
+	if width <= 0 || textWidth(out) <= width {
+		return out
+	}
+	out = render(true, keep, 0)
+	for level := 1; textWidth(out) > width; level++ {
+		dropped := false
+		for i, col := range cols {
+			if col.drop == level && keep[i] {
+				keep[i], dropped = false, true
+			}
+		}
+		if !dropped {
+			if level > len(cols) {
+				break
+			}
+			continue
+		}
+		out = render(true, keep, 0)
+	}
+	for trimTo := 24; textWidth(out) > width && trimTo >= 6; trimTo -= 2 {
+		out = render(true, keep, trimTo)
+	}
+	return out
+}
+
+// textWidth is the widest line of s on a terminal, escape sequences left out.
+func textWidth(s string) int {
+	w := 0
+	for _, l := range strings.Split(s, "\n") {
+		w = max(w, text.StringWidthWithoutEscSequences(l))
+	}
+	return w
+}
+
+// wrapLine breaks a line at spaces so that it fits width columns (0: no
+// limit), indenting the lines after the first by indent spaces.
+func wrapLine(line string, width, indent int) string {
+	if width <= 0 || text.StringWidthWithoutEscSequences(line) <= width {
+		return line
+	}
+	var b strings.Builder
+	rest := strings.TrimLeft(line, " ")
+	lead := len(line) - len(rest)
+	cur, curW := strings.Repeat(" ", lead), lead
+	for i, word := range strings.Split(rest, " ") {
+		if i == 0 {
+			cur += word
+			curW += text.StringWidthWithoutEscSequences(word)
+			continue
+		}
+		ww := text.StringWidthWithoutEscSequences(word)
+		if curW > 0 && curW+1+ww > width {
+			b.WriteString(cur + "\n")
+			cur, curW = strings.Repeat(" ", indent)+word, indent+ww
+			continue
+		}
+		if curW > 0 {
+			cur += " "
+			curW++
+		}
+		cur += word
+		curW += ww
+	}
+	b.WriteString(cur)
+	return b.String()
+}
