@@ -123,11 +123,44 @@ func (o Options) Secrets() []string {
 // Scrub replaces every secret of the options in s with "***". It is the
 // last line of defence for text ackprobe did not compose itself, such as
 // an error from a library; what ackprobe composes never holds a secret.
+// A secret is replaced where it stands alone, not inside a longer word: a
+// password "probe" leaves "ackprobe" alone, and is replaced in
+// "nats://u:probe@host" or `"probe"`.
 func (o Options) Scrub(s string) string {
 	for _, secret := range o.Secrets() {
-		s = strings.ReplaceAll(s, secret, "***")
+		s = scrub(s, secret)
 	}
 	return s
+}
+
+func scrub(s, secret string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, secret)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(secret)
+		if word(s, i-1) && word(secret, 0) || word(s, end) && word(secret, len(secret)-1) {
+			// Inside a longer word: keep it, and look further on.
+			b.WriteString(s[:i+1])
+			s = s[i+1:]
+			continue
+		}
+		b.WriteString(s[:i])
+		b.WriteString("***")
+		s = s[end:]
+	}
+}
+
+// word reports whether s[i] is a letter or digit.
+func word(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return false
+	}
+	c := s[i]
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // looksLikeSeed reports whether s is an NKey seed itself rather than the

@@ -67,6 +67,19 @@ func TestSecretsAndScrub(t *testing.T) {
 	if got := (Options{Password: "abc"}).Scrub("abc"); got != "abc" {
 		t.Errorf("a 3-character secret mangles text: %q", got)
 	}
+	for in, want := range map[string]string{
+		"ackprobe.x probe":               "ackprobe.x ***",
+		"nats://u:probe@h, probes probe": "nats://u:***@h, probes ***",
+		`{"password":"probe"}`:           `{"password":"***"}`,
+		"probeprobe":                     "probeprobe",
+	} {
+		if got := (Options{Password: "probe"}).Scrub(in); got != want {
+			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := (Options{Token: "-tok-"}).Scrub("a-tok-b"); got != "a***b" {
+		t.Errorf("a secret that starts and ends with punctuation: %q", got)
+	}
 	if o2 := (Options{NKey: "/path/user.nk"}); len(o2.Secrets()) != 0 {
 		t.Errorf("a seed file's path is not a secret: %q", o2.Secrets())
 	}

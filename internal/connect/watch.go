@@ -62,7 +62,8 @@ func (e *ClosedError) Unwrap() error {
 type watchState struct {
 	// optional are subject filters whose refusal is not fatal.
 	optional []string
-	// denied is the first refusal of a subject that is not optional.
+	// denied is the first refusal of a subject that is not optional:
+	// what Wrap names.
 	denied *PermissionError
 	// closed is set once the connection closed for good.
 	closed  *ClosedError
@@ -76,6 +77,11 @@ type watchState struct {
 // connection closes for good, with a *ClosedError. Every call made under it
 // then returns at once instead of waiting for its timeout; pass its error
 // through Wrap to name the refusal.
+//
+// Only refusals that arrive while the watch is active cancel it (a closed
+// connection cancels it at once): cleanup after a refused run can take a
+// fresh watch of its own, on context.WithoutCancel, and still fail fast if
+// a cleanup request is refused in turn.
 //
 // A refusal of a subject that one of optional matches (a subject filter:
 // "$JS.EVENT.METRIC.>") cancels nothing: the caller does without it. The
@@ -94,13 +100,7 @@ func (c *Conn) Watch(ctx context.Context, optional ...string) (context.Context, 
 	wctx, cancel := context.WithCancelCause(ctx)
 	c.mu.Lock()
 	c.watch.optional = append(c.watch.optional, optional...)
-	var cause error
-	switch {
-	case c.watch.denied != nil && !c.optionalLocked(c.watch.denied.Subject):
-		cause = c.watch.denied
-	case c.watch.closed != nil:
-		cause = c.watch.closed
-	}
+	closed := c.watch.closed
 	if c.watch.cancels == nil {
 		c.watch.cancels = map[int]context.CancelCauseFunc{}
 	}
@@ -108,8 +108,8 @@ func (c *Conn) Watch(ctx context.Context, optional ...string) (context.Context, 
 	c.watch.next++
 	c.watch.cancels[id] = cancel
 	c.mu.Unlock()
-	if cause != nil {
-		cancel(cause)
+	if closed != nil {
+		cancel(closed)
 	}
 	return wctx, func() {
 		c.mu.Lock()
@@ -134,11 +134,10 @@ func (c *Conn) asyncError(err error) {
 	if c.watch.denied == nil {
 		c.watch.denied = pe
 	}
-	cause := c.watch.denied
 	cancels := c.cancelsLocked()
 	c.mu.Unlock()
 	for _, cancel := range cancels {
-		cancel(cause)
+		cancel(pe)
 	}
 }
 

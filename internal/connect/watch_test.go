@@ -136,11 +136,22 @@ func TestWatchFailsFast(t *testing.T) {
 		t.Error("Wrap is not idempotent")
 	}
 
-	// A later watch starts cancelled: the refusal stands.
+	// A later watch, as cleanup takes, is not cancelled by the refusal
+	// before it, but by the next one; Wrap still names the first.
 	later, stopLater := c.Watch(context.Background())
 	defer stopLater()
-	if !errors.As(context.Cause(later), &pe) {
-		t.Errorf("later watch: %v", context.Cause(later))
+	if _, err := c.JS.AccountInfo(later); err != nil || later.Err() != nil {
+		t.Fatalf("later watch: %v %v", err, context.Cause(later))
+	}
+	call, cancel = context.WithTimeout(later, 30*time.Second)
+	defer cancel()
+	began = time.Now()
+	_, err = c.JS.CreateStream(call, jetstream.StreamConfig{Name: "Y", Subjects: []string{"y"}})
+	if d := time.Since(began); d > 2*time.Second || !errors.As(context.Cause(later), &pe) || pe.Subject != "$JS.API.STREAM.CREATE.Y" {
+		t.Errorf("later watch after %s: %v", d, context.Cause(later))
+	}
+	if !errors.As(c.Wrap(err), &pe) || pe.Subject != "$JS.API.STREAM.CREATE.X" {
+		t.Errorf("Wrap names %v, want the first refusal", pe)
 	}
 }
 
