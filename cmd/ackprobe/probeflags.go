@@ -112,6 +112,10 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 		return err
 	}
 	defer conn.Close()
+	// A refused permission ends the run at once, not after --timeout;
+	// the server's ack metric events are optional.
+	ctx, stop := conn.Watch(ctx, "$JS.EVENT.METRIC.>")
+	defer stop()
 	if conn.Proxy != nil {
 		r.cfg.AckFrames = func() (int64, int64) {
 			st := conn.Proxy.Stats()
