@@ -262,6 +262,10 @@ func (o Options) natsOptions(c *Conn, user *url.Userinfo) ([]nats.Option, error)
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
 	}
+	if looksLikeSeed(o.NKey) {
+		// The seed itself in place of its file: never repeat it.
+		return nil, &FileError{What: "nkey", Path: "(a seed, not a file's path)", Err: errors.New("pass the path of a file holding the seed")}
+	}
 	if o.NKey != "" {
 		opt, err := nats.NkeyOptionFromSeed(o.NKey)
 		if err != nil {

@@ -2,6 +2,7 @@ package connect
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +116,20 @@ func TestURLCredentialsAsOptions(t *testing.T) {
 			}
 		}
 		conn.Close()
+	}
+}
+
+// TestSeedInPlaceOfFile: Connect refuses a seed given as --nkey without
+// repeating it, whoever calls it.
+func TestSeedInPlaceOfFile(t *testing.T) {
+	t.Parallel()
+	ukp, _ := nkeys.CreateUser()
+	seed, _ := ukp.Seed()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := Connect(ctx, Options{Servers: "nats://127.0.0.1:1", NKey: string(seed)})
+	var fe *FileError
+	if !errors.As(err, &fe) || strings.Contains(err.Error(), string(seed)) {
+		t.Errorf("Connect: %v", err)
 	}
 }
