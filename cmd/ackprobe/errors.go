@@ -169,7 +169,7 @@ func explainDenied(pe *connect.PermissionError) string {
 	case pe.Op == "subscribe" && strings.HasPrefix(pe.Subject, nats.InboxPrefix):
 		return msg + `: allow it, or pass --inbox-prefix with a prefix the user may subscribe to (README: "Least privilege")`
 	case pe.Op == "subscribe":
-		return msg + `: allow it, or pass another --inbox-prefix (README: "Least privilege")`
+		return msg + `: allow it (README: "Least privilege" lists what each command needs)`
 	}
 	return msg + `: grant it (README: "Least privilege" lists what each command needs)`
 }
