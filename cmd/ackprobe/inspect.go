@@ -244,8 +244,11 @@ func runInspect(ctx context.Context, o *inspectOptions, s streams) error {
 	}
 	defer conn.Close()
 	server := conn.ServerInfo()
+	// A refused permission fails a look at once, not after --timeout.
+	watched, stop := conn.Watch(ctx)
+	defer stop()
 	take := func() (*inspect.Snapshot, error) {
-		snap, err := inspect.Gather(ctx, conn.JS, inspect.Options{
+		snap, err := inspect.Gather(watched, conn.JS, inspect.Options{
 			Stream:     o.stream,
 			Consumer:   o.consumer,
 			Timeout:    o.g.conn.Timeout,

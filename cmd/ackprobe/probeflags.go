@@ -114,6 +114,10 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 	}
 	defer conn.Close()
 	r.cfg.Server = conn.ServerInfo()
+	// A refused permission ends the run at once, not after --timeout;
+	// the server's ack metric events are optional.
+	ctx, stop := conn.Watch(ctx, "$JS.EVENT.METRIC.>")
+	defer stop()
 	if conn.Proxy != nil {
 		r.cfg.Faults = &probe.FaultInjection{DropRate: r.faults.DropRate, CutAfter: r.faults.CutAfter, Stats: func() probe.FaultStats {
 			st := conn.Proxy.Stats()

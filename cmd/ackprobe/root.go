@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -17,6 +18,9 @@ type globalOptions struct {
 	json    bool
 	noColor bool
 	getenv  func(string) string
+	// flags are the persistent flags, to tell a flag given from its
+	// environment default.
+	flags *pflag.FlagSet
 }
 
 const rootLong = `ackprobe shows, measures and proves how JetStream acknowledgements behave.
@@ -60,7 +64,25 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 		newCleanupCmd(g, s),
 		newVersionCmd(s),
 	)
+	g.flags = root.PersistentFlags()
+	scrubErrors(root, g)
 	return root
+}
+
+// scrubErrors makes every command's error carry the connection's secrets,
+// so that the one line printed for it never shows them (see explain).
+func scrubErrors(root *cobra.Command, g *globalOptions) {
+	for _, c := range root.Commands() {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				err := run(cmd, args)
+				if err == nil || errors.Is(err, errCheckFailed) {
+					return err
+				}
+				return &secretsError{err: err, scrub: g.conn.Scrub}
+			}
+		}
+	}
 }
 
 // addConnFlags declares the connection flags with the nats CLI's names and
@@ -80,7 +102,19 @@ func addConnFlags(f *pflag.FlagSet, g *globalOptions, getenv func(string) string
 	f.StringVar(&c.TLSCA, "tlsca", getenv("NATS_CA"), "TLS certificate authority file (NATS_CA)")
 	f.BoolVar(&c.TLSFirst, "tlsfirst", false, "perform the TLS handshake before the server's INFO")
 	f.StringVar(&c.JSDomain, "js-domain", getenv("NATS_JS_DOMAIN"), "JetStream domain")
+	f.StringVar(&c.APIPrefix, "js-api-prefix", "", "subject prefix of the JetStream API, for JetStream imported from another account (default $JS.API)")
+	f.StringVar(&c.InboxPrefix, "inbox-prefix", "", "prefix of every reply subject ackprobe uses, for accounts that may not subscribe to _INBOX.> (default _INBOX)")
+	f.BoolVar(&c.NoContext, "no-context", false, "ignore the selected nats context (and NATS_CONTEXT)")
 	f.StringVar(&c.Name, "connection-name", "ackprobe", "connection name shown by the server")
+	// --help shows a flag's default, here taken from the environment:
+	// never a secret.
+	for _, name := range []string{"password", "token", "user"} {
+		f.Lookup(name).DefValue = ""
+	}
+	f.Lookup("server").DefValue = connect.Redact(c.Servers)
+	if connect.LooksLikeSeed(c.NKey) {
+		f.Lookup("nkey").DefValue = ""
+	}
 	timeout := 5 * time.Second
 	if v := getenv("NATS_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil && d > 0 {
@@ -97,7 +131,13 @@ func validateConn(g *globalOptions) error {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
+	if g.conn.NoContext && g.flags != nil && g.flags.Changed("context") {
+		return usageErr("--context and --no-context contradict each other: pass one")
+	}
 	if err := g.conn.ApplyContext(connect.ConfigDir(getenv)); err != nil {
+		return err
+	}
+	if err := checkPrefixes(g.conn); err != nil {
 		return err
 	}
 	if g.conn.Timeout <= 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -33,8 +34,15 @@ type Options struct {
 	TLSCA    string
 	TLSFirst bool
 	JSDomain string
-	Timeout  time.Duration
-	Name     string // connection name shown by the server
+	// APIPrefix is the JetStream API subject prefix (--js-api-prefix, a
+	// context's jetstream_api_prefix), for JetStream imported from
+	// another account; JSDomain wins when both are set.
+	APIPrefix string
+	// InboxPrefix replaces _INBOX in every reply subject ackprobe uses
+	// (--inbox-prefix, a context's inbox_prefix).
+	InboxPrefix string
+	Timeout     time.Duration
+	Name        string // connection name shown by the server
 	// Notice receives the one-line notice about an embedded server; nil
 	// discards it.
 	Notice io.Writer
@@ -42,11 +50,15 @@ type Options struct {
 	// (first) server.
 	Faults *faults.Config
 	// Context names a nats CLI context (--context, NATS_CONTEXT); see
-	// ApplyContext. ContextName is the one applied, if any.
+	// ApplyContext. ContextName is the one applied, if any. NoContext
+	// (--no-context) ignores the selected context.
 	Context     string
 	ContextName string
+	NoContext   bool
 	contextOpts []nats.Option
 	contextTLS  bool
+	// contextSecrets are the context's passwords and tokens, for Scrub.
+	contextSecrets []string
 }
 
 // Conn is an open connection with its JetStream handle and, when ackprobe
@@ -63,11 +75,14 @@ type Conn struct {
 
 	mu      sync.Mutex
 	lastErr error
+	// watch is the state behind Watch: see watch.go.
+	watch watchState
 }
 
 // AsyncError returns the last error the server sent asynchronously, such as
 // a permissions violation, which otherwise reaches the caller only as a
-// timeout.
+// timeout. Once it returns an error, Watch and Wrap have taken it into
+// account.
 func (c *Conn) AsyncError() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -122,7 +137,10 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		o.Timeout = 5 * time.Second
 	}
 	c := &Conn{domain: o.JSDomain, context: o.ContextName}
-	url := o.Servers
+	url, user, err := splitUserInfo(o.Servers)
+	if err != nil {
+		return nil, err
+	}
 	if o.UsesEmbedded() {
 		srv, err := embedded.Start(embedded.Options{})
 		if err != nil {
@@ -144,7 +162,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		fmt.Fprintf(o.Notice, "using nats context %q: %s\n", o.ContextName, redact(url))
 	}
 
-	opts, err := o.natsOptions(c)
+	opts, err := o.natsOptions(c, user)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -171,7 +189,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	case d := <-done:
 		if d.err != nil {
 			c.Close()
-			return nil, &DialError{URL: redact(url), Err: d.err}
+			return nil, o.dialError(ctx, url, d.err)
 		}
 		c.NC = d.nc
 		if o.Faults != nil && c.NC.TLSRequired() {
@@ -190,10 +208,17 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 		return nil, &DialError{URL: redact(url), Err: ctx.Err()}
 	}
 
+	// The JetStream handle takes its reply subjects from the connection's
+	// inbox prefix (jetstream.setReplyPrefix reads nc.Opts.InboxPrefix):
+	// API requests, async publish acks, DoubleAck and fetch inboxes all
+	// go under --inbox-prefix with no option of their own.
 	jsOpts := []jetstream.JetStreamOpt{jetstream.WithDefaultTimeout(o.Timeout)}
-	if o.JSDomain != "" {
+	switch {
+	case o.JSDomain != "":
 		c.JS, err = jetstream.NewWithDomain(c.NC, o.JSDomain, jsOpts...)
-	} else {
+	case o.APIPrefix != "":
+		c.JS, err = jetstream.NewWithAPIPrefix(c.NC, o.APIPrefix, jsOpts...)
+	default:
 		c.JS, err = jetstream.New(c.NC, jsOpts...)
 	}
 	if err != nil {
@@ -203,7 +228,7 @@ func Connect(ctx context.Context, o Options) (*Conn, error) {
 	return c, nil
 }
 
-func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
+func (o Options) natsOptions(c *Conn, user *url.Userinfo) ([]nats.Option, error) {
 	name := o.Name
 	if name == "" {
 		name = "ackprobe"
@@ -215,10 +240,15 @@ func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
 		nats.ReconnectWait(100 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			c.asyncError(err)
 			c.mu.Lock()
 			c.lastErr = err
 			c.mu.Unlock()
 		}),
+		nats.ClosedHandler(func(nc *nats.Conn) { c.closed(nc.LastError()) }),
+	}
+	if o.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
 	}
 	if o.UsesEmbedded() {
 		// The embedded server has no TLS and no users: credentials from
@@ -231,6 +261,10 @@ func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
 	opts = append(append([]nats.Option{}, o.contextOpts...), opts...)
 	if o.Creds != "" {
 		opts = append(opts, nats.UserCredentials(o.Creds))
+	}
+	if looksLikeSeed(o.NKey) {
+		// The seed itself in place of its file: never repeat it.
+		return nil, &FileError{What: "nkey", Path: "(a seed, not a file's path)", Err: errors.New("pass the path of a file holding the seed")}
 	}
 	if o.NKey != "" {
 		opt, err := nats.NkeyOptionFromSeed(o.NKey)
@@ -257,6 +291,15 @@ func (o Options) natsOptions(c *Conn) ([]nats.Option, error) {
 	if o.TLSFirst {
 		opts = append(opts, nats.TLSHandshakeFirst())
 	}
+	if user != nil {
+		// Credentials in the URL win over flags and the context, as
+		// they would if nats.go read them from the URL.
+		if pass, ok := user.Password(); ok {
+			opts = append(opts, nats.UserInfo(user.Username(), pass), nats.Token(""))
+		} else {
+			opts = append(opts, nats.Token(user.Username()), nats.UserInfo("", ""))
+		}
+	}
 	return opts, nil
 }
 
@@ -281,6 +324,10 @@ func (o Options) UsesTLS() bool {
 type DialError struct {
 	URL string
 	Err error
+	// TLSFirst is set when the server sent nothing after the TCP
+	// connect and answered a TLS handshake instead: it expects
+	// --tlsfirst.
+	TLSFirst bool
 }
 
 func (e *DialError) Error() string { return fmt.Sprintf("connect to %s: %v", e.URL, e.Err) }
@@ -294,21 +341,3 @@ type FileError struct {
 
 func (e *FileError) Error() string { return fmt.Sprintf("%s file %s: %v", e.What, e.Path, e.Err) }
 func (e *FileError) Unwrap() error { return e.Err }
-
-// redact hides passwords and tokens in URLs before they are printed.
-func redact(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, u := range parts {
-		u = strings.TrimSpace(u)
-		if at := strings.LastIndex(u, "@"); at >= 0 {
-			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
-				u = u[:scheme+3] + "***@" + u[at+1:]
-			}
-		}
-		parts[i] = u
-	}
-	return strings.Join(parts, ",")
-}
-
-// Redact hides credentials embedded in server URLs.
-func Redact(urls string) string { return redact(urls) }

@@ -87,8 +87,8 @@ func TestUnknownContext(t *testing.T) {
 }
 
 // TestServerInfoRedactsToken connects with a token in the URL: nats.go's
-// own ConnectedUrlRedacted hides only passwords, so the token form must be
-// redacted by ServerInfo.
+// own ConnectedUrlRedacted hides only passwords, so the token must never
+// reach nats.go's URL at all.
 func TestServerInfoRedactsToken(t *testing.T) {
 	const token = "s3cr3t-t0ken"
 	opts := natstest.Options(t)
@@ -103,8 +103,13 @@ func TestServerInfoRedactsToken(t *testing.T) {
 	}
 	defer c.Close()
 	si := c.ServerInfo()
-	if strings.Contains(si.URL, token) || !strings.Contains(si.URL, "***@127.0.0.1:") {
-		t.Errorf("URL %q", si.URL)
+	if si.URL != s.ClientURL() {
+		t.Errorf("URL %q, want %q", si.URL, s.ClientURL())
+	}
+	for _, u := range []string{c.NC.ConnectedUrl(), c.NC.ConnectedUrlRedacted(), c.URL} {
+		if strings.Contains(u, token) || strings.Contains(u, "@") {
+			t.Errorf("nats.go holds the credentials in its URL: %q", u)
+		}
 	}
 	if si.Embedded || si.Version == "" || si.Context != "ctx1" {
 		t.Errorf("server info %+v", si)

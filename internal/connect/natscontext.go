@@ -42,9 +42,11 @@ func ConfigDir(getenv func(string) string) string {
 // a path ending in .json — or, when none is named and no server was given,
 // the context selected with "nats context select". Its settings fill what
 // the flags left unset; flags given explicitly win, as in the nats CLI.
-// configDir is the folder holding nats/context (see ConfigDir).
+// configDir is the folder holding nats/context (see ConfigDir). With
+// NoContext set nothing is loaded: the caller refuses a context named
+// explicitly together with --no-context.
 func (o *Options) ApplyContext(configDir string) error {
-	if o.Embedded {
+	if o.Embedded || o.NoContext {
 		return nil
 	}
 	name := o.Context
@@ -84,11 +86,19 @@ func (o *Options) ApplyContext(configDir string) error {
 	}
 	o.ContextName = name
 	o.contextOpts = opts
+	o.contextSecrets = []string{nctx.Password(), nctx.Token(), nctx.UserSeed()}
 	if o.Servers == "" {
 		o.Servers = nctx.ServerURL()
 	}
 	if o.JSDomain == "" {
 		o.JSDomain = nctx.JSDomain()
+	}
+	if o.APIPrefix == "" {
+		o.APIPrefix = nctx.JSAPIPrefix()
+	}
+	if o.InboxPrefix == "" {
+		// NATSOptions already sets it; recorded for Watch and reports.
+		o.InboxPrefix = nctx.InboxPrefix()
 	}
 	o.contextTLS = nctx.Certificate() != "" || nctx.CA() != "" || nctx.TLSHandshakeFirst()
 	return nil

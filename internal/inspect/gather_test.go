@@ -25,7 +25,7 @@ func testCtx(t *testing.T) context.Context {
 // fixture is an account with some state, set up through the JetStream API:
 //
 //	ORDERS (10 messages)  worker   3 delivered, not acked
-//	                      retry    2 delivered, redelivered after a 100ms ack wait
+//	                      retry    the 2 on orders.retry delivered, redelivered after a 100ms ack wait
 //	                      paused   paused for an hour
 //	                      idle     nothing delivered
 //	EMPTY                 no consumers
@@ -40,11 +40,14 @@ func fixture(t *testing.T) jetstream.JetStream {
 	mark := map[string]string{marks.Owner: "ackprobe"}
 	mustStream(t, js, jetstream.StreamConfig{Name: "ACKPROBE_T", Subjects: []string{"ackprobe.t"}, Storage: jetstream.MemoryStorage, Metadata: mark})
 	mustConsumer(t, js, "ACKPROBE_T", jetstream.ConsumerConfig{Durable: "ACKPROBE_T", AckPolicy: jetstream.AckExplicitPolicy, Metadata: mark})
-	publish(t, js, "orders.new", 10)
+	publish(t, js, "orders.new", 8)
+	publish(t, js, "orders.retry", 2)
 
 	worker := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy})
 	fetch(t, worker, 3)
-	retry := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond})
+	// Its filter holds just two messages, so the second fetch can only be
+	// answered by their redelivery, whenever the server's timer fires.
+	retry := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond, FilterSubject: "orders.retry"})
 	fetch(t, retry, 2)
 	eventually(t, "the ack wait to pass", func() bool {
 		ci, err := retry.Info(ctx)

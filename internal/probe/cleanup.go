@@ -19,6 +19,7 @@ func (p *Probe) Close(ctx context.Context) []Leftover {
 		return nil
 	}
 	p.closed = true
+	p.conn.rebase()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.budget()+p.cfg.Timeout)
 	defer cancel()
 	var left []Leftover

@@ -49,7 +49,10 @@ func (w *connWatch) lost() error {
 	if w.nc == nil {
 		return nil
 	}
-	if last := w.nc.LastError(); last != nil && last != w.lastErr && errors.Is(last, nats.ErrPermissionViolation) &&
+	w.mu.Lock()
+	known := w.lastErr
+	w.mu.Unlock()
+	if last := w.nc.LastError(); last != nil && last != known && errors.Is(last, nats.ErrPermissionViolation) &&
 		// The server's ack metrics are optional: the probe goes on
 		// without them. nats.go gives the denied subject only in the
 		// error's text.
@@ -74,6 +77,16 @@ func (w *connWatch) lost() error {
 		return &ConnectionLostError{URL: w.url, Err: fmt.Errorf("the server has not answered anything, not even a PING, for %s", now.Sub(w.silentSince).Round(time.Millisecond))}
 	}
 	return nil
+}
+
+// rebase forgets the connection's errors so far: a refusal that ended the
+// run must not stop its cleanup, which needs other permissions.
+func (w *connWatch) rebase() {
+	if w.nc != nil {
+		w.mu.Lock()
+		w.lastErr = w.nc.LastError()
+		w.mu.Unlock()
+	}
 }
 
 // check is told of a request that failed: after a timeout it sends the
