@@ -71,7 +71,7 @@ func TestBadInput(t *testing.T) {
 		{"missing tls ca", []string{"compare", "-s", jsURL, "--tlsca", missing}, "tlsca file"},
 		{"missing tls cert", []string{"compare", "-s", jsURL, "--tlscert", missing, "--tlskey", missing}, "tlscert file"},
 		{"permission denied", []string{"compare", "-s", accounts, "--user", "p", "--password", "right", "--timeout", "1s"}, "permission"},
-		{"max streams", []string{"compare", "-s", accounts, "--user", "l", "--password", "right"}, "may not have more streams"},
+		{"max streams", []string{"compare", "-s", accounts, "--user", "l", "--password", "right"}, "max_streams is 1 and it has 1 stream(s)"},
 		{"replicas without cluster", []string{"compare", "-s", jsURL, "--replicas", "3"}, "needs a JetStream cluster"},
 		{"subject not covered", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "orders.x"}, "not covered by stream"},
 		{"subject of the user's consumer", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "users.signup"}, "THEIRS"},

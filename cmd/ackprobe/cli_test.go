@@ -354,8 +354,10 @@ func TestDropAcksCommand(t *testing.T) {
 	for _, m := range res.Modes {
 		lost += *m.AcksLost
 	}
-	if lost != res.Faults.AcksDropped+res.Faults.AcksCut {
-		t.Errorf("modes lost %d acks, the proxy dropped %d", lost, res.Faults.AcksDropped)
+	// The proxy also saw the one ack the setup's permission check sends
+	// (to a consumer that does not exist yet), which it may have dropped.
+	if dropped := res.Faults.AcksDropped + res.Faults.AcksCut; lost != dropped && lost != dropped-1 {
+		t.Errorf("modes lost %d acks, the proxy dropped %d", lost, dropped)
 	}
 	std, conf := res.Mode(probe.Standard), res.Mode(probe.Confirmed)
 	if std.RedeliveredAfterAck == 0 || std.AckedOnce+std.RedeliveredMessages != 60 {

@@ -51,10 +51,19 @@ func newInspectServer(t *testing.T) *inspectServer {
 	is.consumer(t, "ACKPROBE_T", jetstream.ConsumerConfig{Durable: "ACKPROBE_T", AckPolicy: jetstream.AckExplicitPolicy, Metadata: mark})
 	is.publish(t, 10)
 	is.fetch(t, is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy}), 3)
-	retry := is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond})
+	// While it holds two, MaxAckPending 2 keeps the server from
+	// delivering new messages: the second fetch can only be answered by
+	// the redelivery of the same two, whenever the server's timer fires.
+	// Then it gets the usual 1,000.
+	retryCfg := jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond, MaxAckPending: 2}
+	retry := is.consumer(t, "ORDERS", retryCfg)
 	is.fetch(t, retry, 2)
 	waitAckWait(t, retry, 100*time.Millisecond)
 	is.fetch(t, retry, 2) // the same two again: redelivered
+	retryCfg.MaxAckPending = 1000
+	if _, err := js.UpdateConsumer(ctx, "ORDERS", retryCfg); err != nil {
+		t.Fatal(err)
+	}
 	until := time.Now().Add(time.Hour)
 	is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "paused", AckPolicy: jetstream.AckExplicitPolicy, PauseUntil: &until})
 	is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "idle", AckPolicy: jetstream.AckExplicitPolicy})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -25,6 +26,7 @@ type probeOptions struct {
 	replicas      int
 	ackWait       time.Duration
 	concurrency   int
+	maxAckPending int
 	retries       int
 	keep          bool
 	maxAckLatency time.Duration
@@ -51,6 +53,7 @@ func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
 	f.IntVar(&o.replicas, "replicas", 0, "replicas of the stream ackprobe creates (default 1); for a stream that exists, must match it")
 	f.DurationVar(&o.ackWait, "ack-wait", d.AckWait, "AckWait of the consumer ackprobe creates (at least 1ms)")
 	f.IntVar(&o.concurrency, "concurrency", d.Concurrency, "confirmed acks in flight at once")
+	f.IntVar(&o.maxAckPending, "max-ack-pending", 0, "max_ack_pending of the consumer ackprobe creates (default 1,000, or the account's max_ack_pending when lower)")
 	f.IntVar(&o.retries, "retries", d.Retries, "most times a failed confirmed ack is sent again; -1: as often as fits before the message's AckWait runs out (at least one --timeout)")
 	f.BoolVar(&o.keep, "keep", false, "keep the stream and consumer the probe created, for the next run to reuse")
 	f.DurationVar(&o.maxAckLatency, "max-ack-latency", 0, "check: fail (exit 1) when the p99 of confirmed ack calls is above this")
@@ -79,6 +82,7 @@ func (o *probeOptions) config(g *globalOptions, f *pflag.FlagSet, modes ...probe
 	cfg.Replicas = o.replicas
 	cfg.AckWait = o.ackWait
 	cfg.Concurrency = o.concurrency
+	cfg.MaxAckPending = o.maxAckPending
 	cfg.Retries = o.retries
 	cfg.Keep = o.keep
 	cfg.ServerSample = o.serverSample
@@ -135,7 +139,6 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 		}
 		return &runError{err: err, partial: res}
 	}
-	defer reportCleanup(s, res.Leftovers)
 	if r.g.json {
 		err = report.JSON(s.stdout, res)
 	} else {
@@ -144,11 +147,23 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 	if err != nil {
 		return err
 	}
+	if len(res.Leftovers) > 0 {
+		// The measurement stands, but something is left on the server:
+		// the run did not finish its job (exit 2), and says why.
+		var cause error = errLeftBehind
+		if d := conn.Denied(); d != nil {
+			cause = d
+		}
+		return &cleanupError{err: cause, leftovers: res.Leftovers, reported: true}
+	}
 	if !res.OK {
 		return errCheckFailed
 	}
 	return nil
 }
+
+// errLeftBehind is a run that could not remove what it created.
+var errLeftBehind = errors.New("could not clean up what the run created on the server")
 
 // runError is a run that could not finish, with what it measured until
 // then (nil when it did not start): under --json it is printed with the
@@ -233,18 +248,13 @@ func (o *probeOptions) faultDefaults(cfg *probe.Config, f *pflag.FlagSet) error 
 	return nil
 }
 
-// cleanupError is a failed run that also left something behind.
+// cleanupError is a run that left something behind; reported is set when
+// its result was printed already.
 type cleanupError struct {
 	err       error
 	leftovers []probe.Leftover
+	reported  bool
 }
 
 func (e *cleanupError) Error() string { return e.err.Error() }
 func (e *cleanupError) Unwrap() error { return e.err }
-
-// reportCleanup names on stderr what could not be cleaned up.
-func reportCleanup(s streams, leftovers []probe.Leftover) {
-	for _, l := range leftovers {
-		fmt.Fprintf(s.stderr, "ackprobe: could not clean up %s\n", l)
-	}
-}

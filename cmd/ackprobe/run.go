@@ -52,7 +52,8 @@ func runWith(ctx context.Context, args []string, s streams, runF func(*probeRun)
 	root.SetErr(s.stderr)
 	err := root.ExecuteContext(ctx)
 	code, line := exitCode(ctx, err, s.stderr)
-	if code > exitCheckFailed && line != "" && wantsJSON(root, args) {
+	var ce *cleanupError
+	if code > exitCheckFailed && line != "" && wantsJSON(root, args) && !(errors.As(err, &ce) && ce.reported) {
 		var partial any
 		var re *runError
 		if errors.As(err, &re) {

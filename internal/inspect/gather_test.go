@@ -25,7 +25,7 @@ func testCtx(t *testing.T) context.Context {
 // fixture is an account with some state, set up through the JetStream API:
 //
 //	ORDERS (10 messages)  worker   3 delivered, not acked
-//	                      retry    the 2 on orders.retry delivered, redelivered after a 100ms ack wait
+//	                      retry    2 delivered, redelivered after a 100ms ack wait
 //	                      paused   paused for an hour
 //	                      idle     nothing delivered
 //	EMPTY                 no consumers
@@ -40,20 +40,26 @@ func fixture(t *testing.T) jetstream.JetStream {
 	mark := map[string]string{marks.Owner: "ackprobe"}
 	mustStream(t, js, jetstream.StreamConfig{Name: "ACKPROBE_T", Subjects: []string{"ackprobe.t"}, Storage: jetstream.MemoryStorage, Metadata: mark})
 	mustConsumer(t, js, "ACKPROBE_T", jetstream.ConsumerConfig{Durable: "ACKPROBE_T", AckPolicy: jetstream.AckExplicitPolicy, Metadata: mark})
-	publish(t, js, "orders.new", 8)
-	publish(t, js, "orders.retry", 2)
+	publish(t, js, "orders.new", 10)
 
 	worker := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy})
 	fetch(t, worker, 3)
-	// Its filter holds just two messages, so the second fetch can only be
-	// answered by their redelivery, whenever the server's timer fires.
-	retry := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond, FilterSubject: "orders.retry"})
+	// While it holds two, MaxAckPending 2 keeps the server from
+	// delivering new messages: the second fetch can only be answered by
+	// the redelivery of the same two, whenever the server's timer fires.
+	// Then it gets the usual 1,000.
+	retryCfg := jetstream.ConsumerConfig{Durable: "retry", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 100 * time.Millisecond, MaxAckPending: 2}
+	retry := mustConsumer(t, js, "ORDERS", retryCfg)
 	fetch(t, retry, 2)
 	eventually(t, "the ack wait to pass", func() bool {
 		ci, err := retry.Info(ctx)
 		return err == nil && ci.TimeStamp.Sub(*ci.Delivered.Last) > 120*time.Millisecond
 	})
 	fetch(t, retry, 2) // the same two again: redelivered
+	retryCfg.MaxAckPending = 1000
+	if _, err := js.UpdateConsumer(ctx, "ORDERS", retryCfg); err != nil {
+		t.Fatal(err)
+	}
 	until := time.Now().Add(time.Hour)
 	mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "paused", AckPolicy: jetstream.AckExplicitPolicy, PauseUntil: &until})
 	mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "idle", AckPolicy: jetstream.AckExplicitPolicy})

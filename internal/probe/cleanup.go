@@ -26,7 +26,11 @@ func (p *Probe) Close(ctx context.Context) []Leftover {
 	remove := func(l Leftover, op func(context.Context) error) {
 		_, err := retryCall(ctx, p, nil, func(ctx context.Context) (struct{}, error) { return struct{}{}, op(ctx) })
 		var lost *ConnectionLostError
+		var denied *PermissionError
 		switch {
+		case errors.As(err, &denied):
+			l.Error = "permission denied (" + denied.Err.Error() + ")"
+			left = append(left, l)
 		case errors.As(err, &lost):
 			l.Error = "the server could not be reached"
 			left = append(left, l)

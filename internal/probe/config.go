@@ -56,6 +56,9 @@ type Config struct {
 	AckWait time.Duration
 	// Concurrency is the number of confirmed acks in flight at once.
 	Concurrency int
+	// MaxAckPending of a consumer the probe creates; 0 means ackprobe's
+	// default, lowered to the account's max_ack_pending when that is less.
+	MaxAckPending int
 	// Retries bounds how often a failed confirmed ack is sent again; below
 	// zero, as often as fits before the delivery's AckWait runs out.
 	Retries int
@@ -198,6 +201,12 @@ func (c *Config) Validate() error {
 	if c.Concurrency < 1 {
 		return usage("--concurrency must be at least 1, got %d", c.Concurrency)
 	}
+	if c.MaxAckPending < 0 {
+		return usage("--max-ack-pending must not be negative, got %d", c.MaxAckPending)
+	}
+	if c.MaxAckPending > 0 && c.MaxAckPending < c.Concurrency {
+		return usage("--max-ack-pending %d is below --concurrency %d: the server would hold back the acks' messages", c.MaxAckPending, c.Concurrency)
+	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return usage("--replicas must be between 1 and 5, got %d", c.Replicas)
 	}
@@ -232,6 +241,13 @@ func (c *Config) Validate() error {
 	if c.Subject != "" && strings.HasPrefix(c.Subject, "$") {
 		return usage("--subject %q is in a reserved namespace ($JS, $SYS, ...)", c.Subject)
 	}
+	// The longest request the probe sends is the consumer create, whose
+	// subject holds the stream, consumer and subject; nats-server closes
+	// a connection whose protocol line passes max_control_line (4096
+	// bytes by default), which would leak the stream created before it.
+	if n := len("$JS.API.CONSUMER.CREATE...") + max(len(c.Stream), 17) + max(len(c.Consumer), 17) + max(len(c.Subject), 17); n > maxRequestSubject {
+		return usage("--stream, --consumer and --subject are %d bytes together: the consumer-create request would pass the server's protocol line limit (max_control_line, 4096 bytes by default); keep them under %d", n, maxRequestSubject)
+	}
 	if c.Thresholds.any() && !slices.Contains(c.Modes, Confirmed) {
 		return usage("--max-ack-latency and --min-rate measure confirmed acks, and this run has none: use them with compare or ack --mode confirmed")
 	}
@@ -243,6 +259,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// maxRequestSubject leaves room, in a 4096-byte protocol line, for the
+// verb, the reply inbox (with any --inbox-prefix) and the size.
+const maxRequestSubject = 3072
 
 // ValidateName checks a stream or consumer name against JetStream's rules;
 // an empty name is allowed (it means "a new one").

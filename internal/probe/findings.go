@@ -60,6 +60,7 @@ const (
 	CodeMaxAckLatency                = "max_ack_latency_breached"
 	CodeMinRate                      = "min_rate_breached"
 	CodeDisturbed                    = "disturbed"
+	CodeFittedToLimits               = "fitted_to_limits"
 )
 
 // RedeliveryCodes are the codes that class redeliveries, as counted by

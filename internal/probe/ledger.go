@@ -142,7 +142,9 @@ func (l *ledger) published(i int, seq uint64) {
 	switch {
 	case m.state == nil:
 		m.first = seq
-		m.state = make([]msgState, 1, max(1, m.expect))
+		// Allocated once for the count, up to a million messages; beyond,
+		// it grows as messages are stored.
+		m.state = make([]msgState, 1, max(1, min(m.expect, 1<<20)))
 	case seq < m.first:
 		grown := make([]msgState, int(m.first-seq)+len(m.state))
 		copy(grown[m.first-seq:], m.state)

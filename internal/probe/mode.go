@@ -297,9 +297,6 @@ func (m *modeRun) awaitRedelivery(ctx context.Context, stalled *time.Time) error
 // double, until the pace is known.
 func (m *modeRun) batchSize() int {
 	left := max(1, m.r.p.cfg.Count-m.r.l.received(m.i))
-	if m.mode == Standard && m.handled == 0 {
-		return min(left, batchMax) // Ack() does not wait
-	}
 	n := batchMax
 	if m.handled > 0 {
 		perAck := time.Since(m.ackStart) / time.Duration(m.handled)
@@ -312,7 +309,13 @@ func (m *modeRun) batchSize() int {
 		n = int(min(time.Duration(batchMax), m.r.p.ackWait/8/max(perAck, time.Microsecond)))
 	}
 	if m.mode == Confirmed {
+		// Standard acks do not wait: their first batch is full.
 		n = min(n, max(8*cap(m.slots), 2*m.lastBatch))
+	}
+	if mp := m.r.p.maxAckPending; mp > 0 {
+		// The server delivers no more than max_ack_pending at once; a
+		// batch in hand and the next one on its way share it.
+		n = min(n, max(1, mp/2))
 	}
 	m.lastBatch = max(1, min(left, n))
 	return m.lastBatch

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ackprobe/ackprobe/internal/limits"
 	"github.com/ackprobe/ackprobe/internal/marks"
 )
 
@@ -34,10 +35,13 @@ type Probe struct {
 	cons                      jetstream.Consumer
 	// storage, replicas and ackWait are the stream's and consumer's own,
 	// as the server reported them.
-	storage  string
-	replicas int
-	ackWait  time.Duration
-	sample   string
+	storage       string
+	replicas      int
+	ackWait       time.Duration
+	sample        string
+	maxAckPending int
+	// fit is how the probe fits the account's limits.
+	fit *limits.Fit
 
 	created    Ownership
 	userStream bool
@@ -70,11 +74,31 @@ func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config
 		url = nc.ConnectedUrlRedacted()
 	}
 	p.conn.init(nc, url, 2*cfg.Timeout, min(cfg.Timeout, time.Second))
-	if err := p.setupStream(ctx); err != nil {
+	// Look everything up first, and fit the account's limits, so that a
+	// refusal leaves nothing behind.
+	if err := p.lookUpStream(ctx); err != nil {
 		return p, err
 	}
-	if err := p.setupConsumer(ctx); err != nil {
+	if err := p.lookUpConsumer(ctx); err != nil {
 		return p, err
+	}
+	if err := p.fitLimits(ctx); err != nil {
+		return p, err
+	}
+	if err := p.preflight(ctx); err != nil {
+		return p, err
+	}
+	if p.streamHandle == nil {
+		if err := p.createStream(ctx); err != nil {
+			return p, err
+		}
+	} else if err := p.growStream(ctx); err != nil {
+		return p, err
+	}
+	if p.cons == nil {
+		if err := p.createConsumer(ctx); err != nil {
+			return p, err
+		}
 	}
 	return p, nil
 }
@@ -130,7 +154,10 @@ func (p *Probe) defaultSubject() string {
 	return "ackprobe." + strings.ToLower(p.cfg.ID)
 }
 
-func (p *Probe) setupStream(ctx context.Context) error {
+// lookUpStream finds the stream to probe, checks that it is safe to probe,
+// and settles the probe subject; a stream that does not exist yet is
+// created after the limits are fitted.
+func (p *Probe) lookUpStream(ctx context.Context) error {
 	name := p.cfg.Stream
 	if name == "" {
 		name = "ACKPROBE_" + p.cfg.ID
@@ -139,7 +166,12 @@ func (p *Probe) setupStream(ctx context.Context) error {
 	st, err := retryCall(ctx, p, nil, func(ctx context.Context) (jetstream.Stream, error) { return p.js.Stream(ctx, name) })
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return p.createStream(ctx)
+		p.subject = p.defaultSubject()
+		p.storage, p.replicas = p.cfg.Storage, max(1, p.cfg.Replicas)
+		if p.storage == "" {
+			p.storage = "memory"
+		}
+		return nil
 	case err != nil:
 		return fmt.Errorf("look up stream %q: %w", name, err)
 	}
@@ -186,18 +218,65 @@ func (p *Probe) maxAge() time.Duration {
 	return time.Hour + time.Duration(p.cfg.Count*len(p.cfg.Modes))*5*time.Millisecond
 }
 
+// msgBytes estimates, generously, what one probe message takes in the
+// stream: subject, headers (run, mode, message id), payload, and the
+// store's own record.
+func (p *Probe) msgBytes() int64 {
+	return int64(128 + 2*len(p.subject) + 2*len(p.cfg.ID) + 64)
+}
+
+// fitLimits reads the account's JetStream limits ($JS.API.INFO) and fits
+// the probe in them: the consumer's max_ack_pending, and the max_bytes of
+// a stream the probe creates. What cannot fit is refused before anything
+// is created (*limits.Error).
+func (p *Probe) fitLimits(ctx context.Context) error {
+	plan := limits.Plan{
+		Count: p.cfg.Count, Modes: len(p.cfg.Modes),
+		Storage: storageType(p.storage), Replicas: p.replicas,
+		MaxAckPending: p.cfg.MaxAckPending, DefaultMaxAckPending: max(limits.DefaultMaxAckPending, 2*batchMax+p.cfg.Concurrency),
+		MsgBytes:  p.msgBytes(),
+		NewStream: p.streamHandle == nil,
+	}
+	if p.cons == nil {
+		plan.NewConsumers = 1
+		if p.streamHandle != nil {
+			plan.StreamConsumers = p.streamHandle.CachedInfo().State.Consumers
+		}
+	}
+	fit, err := retryCall(ctx, p, nil, func(ctx context.Context) (*limits.Fit, error) { return limits.Check(ctx, p.js, plan) })
+	if err != nil {
+		return err
+	}
+	p.fit = fit
+	return nil
+}
+
+// growStream raises the max_bytes of a probe stream kept by an earlier
+// run when this run's messages need more: left as it was, the stream
+// would drop this run's own oldest messages.
+func (p *Probe) growStream(ctx context.Context) error {
+	si := p.streamHandle.CachedInfo()
+	if p.userStream || si.Config.MaxBytes <= 0 || si.Config.MaxBytes >= p.fit.MaxBytes {
+		return nil
+	}
+	cfg := si.Config
+	cfg.MaxBytes = p.fit.MaxBytes
+	if _, err := retryCall(ctx, p, nil, func(ctx context.Context) (jetstream.Stream, error) { return p.js.UpdateStream(ctx, cfg) }); err != nil {
+		return fmt.Errorf("raise the max_bytes of stream %q (ackprobe's, kept by an earlier run) to %d for this run's messages: %w", p.stream, p.fit.MaxBytes, err)
+	}
+	return nil
+}
+
 func (p *Probe) createStream(ctx context.Context) error {
-	p.subject = p.defaultSubject()
 	meta := p.marks()
 	meta[marks.Subject] = p.subject
 	desc := "ackprobe probe stream: created and removed by ackprobe"
 	if p.cfg.Keep {
 		desc = "ackprobe probe stream: created by ackprobe and kept (--keep) for later runs"
 	}
-	p.storage, p.replicas = p.cfg.Storage, max(1, p.cfg.Replicas)
-	if p.storage == "" {
-		p.storage = "memory"
-	}
+	// max_bytes makes the server refuse, up front, a stream its own
+	// limits cannot hold (see package limits), and keeps the stream from
+	// growing past one round's messages: older rounds' go first.
 	cfg := jetstream.StreamConfig{
 		Name:        p.stream,
 		Description: desc,
@@ -207,6 +286,7 @@ func (p *Probe) createStream(ctx context.Context) error {
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      p.maxAge(),
+		MaxBytes:    p.fit.MaxBytes,
 		Metadata:    meta,
 	}
 	st, err := p.createOnce(ctx, func(ctx context.Context) (jetstream.Stream, error) { return p.js.CreateStream(ctx, cfg) })
@@ -345,19 +425,23 @@ const probeMsgBytes = 256
 // batchMax is the most messages fetched at once.
 const batchMax = 256
 
-// setupConsumer reuses the named consumer when it is ackprobe's and can
-// probe, or creates one. A consumer that is not ackprobe's, or cannot
-// probe, is refused before anything is published.
-func (p *Probe) setupConsumer(ctx context.Context) error {
+// lookUpConsumer finds the named consumer to reuse when it is ackprobe's
+// and can probe. A consumer that is not ackprobe's, or cannot probe, is
+// refused before anything is created or published; one that does not
+// exist is created after the limits are fitted.
+func (p *Probe) lookUpConsumer(ctx context.Context) error {
 	name := p.cfg.Consumer
 	if name == "" {
 		name = "ACKPROBE_" + p.cfg.ID
 	}
 	p.consumer = name
+	if p.streamHandle == nil {
+		return nil // a new stream has no consumer
+	}
 	cons, err := retryCall(ctx, p, nil, func(ctx context.Context) (jetstream.Consumer, error) { return p.js.Consumer(ctx, p.stream, name) })
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return p.createConsumer(ctx)
+		return nil
 	case errors.Is(err, jetstream.ErrNotPullConsumer):
 		// A push consumer: never ackprobe's.
 		return &NotOwnedError{Stream: p.stream, Consumer: name}
@@ -377,6 +461,7 @@ func (p *Probe) setupConsumer(ctx context.Context) error {
 	p.cons = cons
 	p.ackWait = ci.Config.AckWait
 	p.sample = ci.Config.SampleFrequency
+	p.maxAckPending = ci.Config.MaxAckPending
 	return nil
 }
 
@@ -399,7 +484,7 @@ func (p *Probe) createConsumer(ctx context.Context) error {
 		DeliverPolicy:   jetstream.DeliverAllPolicy,
 		FilterSubject:   p.subject,
 		MaxDeliver:      -1,
-		MaxAckPending:   max(1000, 2*batchMax+p.cfg.Concurrency),
+		MaxAckPending:   p.fit.MaxAckPending,
 		SampleFrequency: p.sample,
 		Metadata:        p.marks(),
 	}
@@ -428,6 +513,7 @@ func (p *Probe) createConsumer(ctx context.Context) error {
 	}
 	p.cons = cons
 	p.ackWait = cons.CachedInfo().Config.AckWait
+	p.maxAckPending = cons.CachedInfo().Config.MaxAckPending
 	p.created.Consumer = true
 	return nil
 }

@@ -26,6 +26,9 @@ type Result struct {
 	// AckWait is the probe consumer's AckWait, from the server.
 	AckWait   doc.Duration `json:"ack_wait"`
 	AckWaitMS float64      `json:"ack_wait_ms"`
+	// MaxAckPending is the probe consumer's max_ack_pending, from the
+	// server.
+	MaxAckPending int `json:"max_ack_pending"`
 	// AckTimeout bounds one confirmed-ack attempt.
 	AckTimeout   doc.Duration `json:"ack_timeout"`
 	AckTimeoutMS float64      `json:"ack_timeout_ms"`

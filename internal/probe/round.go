@@ -244,22 +244,23 @@ func (r *roundRun) progress(phase string, m Mode, done, total int) {
 // Close left behind.
 func (p *Probe) result(r *roundRun, left []Leftover, started time.Time) *Result {
 	res := &Result{
-		Server:       p.cfg.Server,
-		Stream:       p.stream,
-		Subject:      p.subject,
-		Consumer:     p.consumer,
-		Count:        p.cfg.Count,
-		Storage:      p.storage,
-		Replicas:     p.replicas,
-		AckWait:      doc.Duration(p.ackWait),
-		AckWaitMS:    doc.Millis(p.ackWait),
-		AckTimeout:   doc.Duration(p.cfg.ackTimeout(p.ackWait)),
-		AckTimeoutMS: doc.Millis(p.cfg.ackTimeout(p.ackWait)),
-		Created:      p.created,
-		Round:        p.rounds,
-		Modes:        []ModeResult{},
-		Leftovers:    left,
-		Started:      started.UTC(),
+		Server:        p.cfg.Server,
+		Stream:        p.stream,
+		Subject:       p.subject,
+		Consumer:      p.consumer,
+		Count:         p.cfg.Count,
+		Storage:       p.storage,
+		Replicas:      p.replicas,
+		AckWait:       doc.Duration(p.ackWait),
+		AckWaitMS:     doc.Millis(p.ackWait),
+		AckTimeout:    doc.Duration(p.cfg.ackTimeout(p.ackWait)),
+		AckTimeoutMS:  doc.Millis(p.cfg.ackTimeout(p.ackWait)),
+		Created:       p.created,
+		MaxAckPending: p.maxAckPending,
+		Round:         p.rounds,
+		Modes:         []ModeResult{},
+		Leftovers:     left,
+		Started:       started.UTC(),
 	}
 	res.Created.Kept = p.cfg.Keep && (p.created.Stream || p.created.Consumer)
 	if res.Server.Version == "" && p.nc != nil {
@@ -284,6 +285,11 @@ func (p *Probe) result(r *roundRun, left []Leftover, started time.Time) *Result 
 		}
 	}
 	res.Findings = judge(res.Modes, p.ackWait, p.cfg.Thresholds)
+	if p.fit != nil {
+		for _, n := range p.fit.Notes {
+			res.Findings = append(res.Findings, Finding{Code: CodeFittedToLimits, Severity: SeverityInfo, Count: 1, Message: n})
+		}
+	}
 	res.OK, res.Problems, res.Notes = outcome(res.Findings)
 	elapsed := time.Since(started)
 	res.Elapsed, res.ElapsedMS = doc.Duration(elapsed.Round(time.Microsecond)), doc.Millis(elapsed)
