@@ -314,6 +314,16 @@ func TestVersion(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "nats.go 1.55.0") || !strings.Contains(r.stdout, "nats-server 2.15.2") {
 		t.Errorf("version: %d %q", r.code, r.stdout)
 	}
+	// --version, as every cobra tool has it, says the same.
+	if flag := ackprobe(t, nil, "--version"); flag.code != 0 || flag.stdout != r.stdout {
+		t.Errorf("--version: %d %q, want %q", flag.code, flag.stdout, r.stdout)
+	}
+	// The help of --js-domain names its environment variable, as the
+	// other connection flags do.
+	help := ackprobe(t, nil, "compare", "--help")
+	if !strings.Contains(help.stdout, "(NATS_JS_DOMAIN)") {
+		t.Errorf("--js-domain help:\n%s", help.stdout)
+	}
 }
 
 // TestNothingLeftBehindOnCheckFailure makes a check fail (an impossible

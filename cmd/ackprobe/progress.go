@@ -32,22 +32,19 @@ func progress(s streams, cfg probe.Config) (func(probe.Progress), func()) {
 		if bar == nil || p.Phase != current.Phase || p.Mode != current.Mode {
 			finish()
 			current = p
-			unit := "acks"
+			unit, what := "acks", fmt.Sprintf("%-9s %-7s", p.Mode, p.Phase)
 			switch p.Phase {
 			case "publish":
 				unit = "msgs"
 			case "settle":
-				// No count to follow: the server is applying the last
-				// acks, or lost ones are being collected.
-				bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(s.stderr),
-					progressbar.OptionSetDescription(fmt.Sprintf("%-9s %s: waiting for the server to show every ack", p.Mode, p.Phase)),
-					progressbar.OptionSpinnerType(14), progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionClearOnFinish())
-				return
+				// The server is applying the last acks, or lost ones
+				// are being collected (an indeterminate bar would need
+				// progressbar's spinner goroutine, which races).
+				what = fmt.Sprintf("%-9s settle: waiting for the server to show every ack", p.Mode)
 			}
 			bar = progressbar.NewOptions(p.Total,
 				progressbar.OptionSetWriter(s.stderr),
-				progressbar.OptionSetDescription(fmt.Sprintf("%-9s %-7s", p.Mode, p.Phase)),
+				progressbar.OptionSetDescription(what),
 				progressbar.OptionShowCount(),
 				progressbar.OptionShowIts(),
 				progressbar.OptionSetItsString(unit),
@@ -56,9 +53,7 @@ func progress(s streams, cfg probe.Config) (func(probe.Progress), func()) {
 				progressbar.OptionClearOnFinish(),
 			)
 		}
-		if p.Phase != "settle" {
-			_ = bar.Set(p.Done)
-		}
+		_ = bar.Set(p.Done)
 	}
 	return update, finish
 }

@@ -51,7 +51,10 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 		Long:          rootLong,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version, as cobra gives it: the same text as "ackprobe version".
+		Version: buildVersion().Version,
 	}
+	root.SetVersionTemplate(versionText(buildVersion()))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err.Error()) })
 	addConnFlags(root.PersistentFlags(), g, s.getenv)
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document on stdout instead of tables")
@@ -101,7 +104,7 @@ func addConnFlags(f *pflag.FlagSet, g *globalOptions, getenv func(string) string
 	f.StringVar(&c.TLSKey, "tlskey", getenv("NATS_KEY"), "TLS client key file (NATS_KEY)")
 	f.StringVar(&c.TLSCA, "tlsca", getenv("NATS_CA"), "TLS certificate authority file (NATS_CA)")
 	f.BoolVar(&c.TLSFirst, "tlsfirst", false, "perform the TLS handshake before the server's INFO")
-	f.StringVar(&c.JSDomain, "js-domain", getenv("NATS_JS_DOMAIN"), "JetStream domain")
+	f.StringVar(&c.JSDomain, "js-domain", getenv("NATS_JS_DOMAIN"), "JetStream domain (NATS_JS_DOMAIN)")
 	f.StringVar(&c.APIPrefix, "js-api-prefix", "", "subject prefix of the JetStream API, for JetStream imported from another account (default $JS.API)")
 	f.StringVar(&c.InboxPrefix, "inbox-prefix", "", "prefix of every reply subject ackprobe uses, for accounts that may not subscribe to _INBOX.> (default _INBOX)")
 	f.BoolVar(&c.NoContext, "no-context", false, "ignore the selected nats context (and NATS_CONTEXT)")

@@ -54,9 +54,14 @@ func newVersionCmd(s streams) *cobra.Command {
 			if json, _ := cmd.Flags().GetBool("json"); json {
 				return writeJSON(s.stdout, v)
 			}
-			fmt.Fprintf(s.stdout, "ackprobe %s (commit %s, %s)\nnats.go %s\nnats-server %s (embedded)\n",
-				v.Version, v.Commit, v.Go, v.NatsGo, v.NatsServer)
-			return nil
+			_, err := fmt.Fprint(s.stdout, versionText(v))
+			return err
 		},
 	}
+}
+
+// versionText is what "ackprobe version" and "ackprobe --version" print.
+func versionText(v versionInfo) string {
+	return fmt.Sprintf("ackprobe %s (commit %s, %s)\nnats.go %s\nnats-server %s (embedded)\n",
+		v.Version, v.Commit, v.Go, v.NatsGo, v.NatsServer)
 }

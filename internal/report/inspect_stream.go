@@ -45,8 +45,11 @@ func streamView(b *strings.Builder, snap *inspect.Snapshot, st *inspect.Stream, 
 		limit(int64(cfg.MaxMsgSize), func(v int64) string { return humanize.IBytes(uint64(v)) }),
 		limit(cfg.MaxMsgsPerSubject, num[int64]), limit(int64(cfg.MaxConsumers), num[int64])))
 	state := fmt.Sprintf("%s %s, %s", num(st.Messages), inspect.Plural(int(min(st.Messages, 2)), "message", "messages"), humanize.IBytes(st.Bytes))
-	if st.LastSeq > 0 {
+	switch {
+	case st.Messages > 0:
 		state += fmt.Sprintf(", sequences %s–%s", num(st.FirstSeq), num(st.LastSeq))
+	case st.LastSeq > 0:
+		state += fmt.Sprintf(", empty after sequence %s", num(st.LastSeq))
 	}
 	if st.NumDeleted > 0 {
 		state += fmt.Sprintf(", %s deleted", num(st.NumDeleted))

@@ -322,3 +322,18 @@ func TestInspectJSONKeys(t *testing.T) {
 		t.Errorf("JSONLine wrote %d lines", strings.Count(line.String(), "\n"))
 	}
 }
+
+// TestInspectEmptyStreamSequences: a stream whose messages all left shows
+// where it stands, not an inverted range.
+func TestInspectEmptyStreamSequences(t *testing.T) {
+	s := orders()
+	s.Messages, s.Bytes, s.FirstSeq, s.LastSeq = 0, 0, 5, 4
+	var b bytes.Buffer
+	snap := &inspect.Snapshot{Scope: inspect.Scope{Stream: "ORDERS"}, Streams: []inspect.Stream{s}}
+	if err := Inspect(&b, snap, InspectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "empty after sequence 4") || strings.Contains(out, "5–4") {
+		t.Errorf("empty stream:\n%s", out)
+	}
+}

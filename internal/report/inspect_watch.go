@@ -34,21 +34,21 @@ func watchCells(c *inspect.Consumer, p palette) []cell {
 		return []cell{one(at), one(""), one(""), one(ackTimeCell(c))}
 	}
 	fired := firedRules(c.Health)
-	red := p.status(fired["redelivery-storm"], rate(d.RedeliveriesPerSec))
-	return []cell{one(rate(d.DeliveredPerSec)), one(red), one(ackedRate(d)), one(p.status(fired["late-ack"], ackTimeCell(c)))}
+	red := p.status(fired["redelivery-storm"], perSec(d.RedeliveriesPerSec))
+	return []cell{one(perSec(d.DeliveredPerSec)), one(red), one(ackedRate(d)), one(p.status(fired["late-ack"], ackTimeCell(c)))}
 }
 
 // ackedRate is the acks per second proven in the interval, or the range
 // when messages may have left the stream unannounced.
 func ackedRate(d *inspect.Delta) string {
 	if d.Exact() {
-		return rate(d.AckedPerSec)
+		return perSec(d.AckedPerSec)
 	}
 	lo := "0"
 	if d.AckedPerSec > 0 {
-		lo = strings.TrimSuffix(rate(d.AckedPerSec), "/s")
+		lo = strings.TrimSuffix(perSec(d.AckedPerSec), "/s")
 	}
-	return lo + "–" + rate(d.AckedMaxPerSec)
+	return lo + "–" + perSec(d.AckedMaxPerSec)
 }
 
 // ackTimeCell is the sampled ack time p50/p99, "off" when the consumer
@@ -129,4 +129,13 @@ func watchNotes(b *strings.Builder, snap *inspect.Snapshot, width int, p palette
 	if wrote {
 		b.WriteString("\n")
 	}
+}
+
+// perSec formats a rate measured over a watch interval: nothing moving is
+// a figure too, 0/s.
+func perSec(v float64) string {
+	if v == 0 {
+		return "0/s"
+	}
+	return rate(v)
 }
