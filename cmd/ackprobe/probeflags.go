@@ -27,6 +27,7 @@ type probeOptions struct {
 	ackWait       time.Duration
 	concurrency   int
 	maxAckPending int
+	perNode       bool
 	retries       int
 	keep          bool
 	maxAckLatency time.Duration
@@ -56,6 +57,7 @@ func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
 	f.IntVar(&o.maxAckPending, "max-ack-pending", 0, "max_ack_pending of the consumer ackprobe creates (default 1,000, or the account's max_ack_pending when lower)")
 	f.IntVar(&o.retries, "retries", d.Retries, "most times a failed confirmed ack is sent again; -1: as often as fits before the message's AckWait runs out (at least one --timeout)")
 	f.BoolVar(&o.keep, "keep", false, "keep the stream and consumer the probe created, for the next run to reuse")
+	f.BoolVar(&o.perNode, "per-node", false, "on a cluster: a round with each server of the probe stream's peer set leading the stream and consumer, side by side, naming the slowest node (--replicas 3 by default; nats-server 2.11+)")
 	f.DurationVar(&o.maxAckLatency, "max-ack-latency", 0, "check: fail (exit 1) when the p99 of confirmed ack calls is above this")
 	f.Float64Var(&o.minRate, "min-rate", 0, "check: fail (exit 1) when confirmed acks per second (until the server showed the last one) are below this")
 	f.Float64Var(&o.dropAcks, "drop-acks", 0, "fault injection: drop this share (0 to 1) of the ack frames ackprobe sends, through a proxy in front of the server")
@@ -85,6 +87,7 @@ func (o *probeOptions) config(g *globalOptions, f *pflag.FlagSet, modes ...probe
 	cfg.MaxAckPending = o.maxAckPending
 	cfg.Retries = o.retries
 	cfg.Keep = o.keep
+	cfg.PerNode = o.perNode
 	cfg.ServerSample = o.serverSample
 	cfg.Timeout = g.conn.Timeout
 	cfg.Thresholds = probe.Thresholds{MaxAckLatency: o.maxAckLatency, MinRate: o.minRate}
@@ -120,7 +123,7 @@ func runProbe(ctx context.Context, r *probeRun, s streams) error {
 	r.cfg.Server = conn.ServerInfo()
 	// A refused permission ends the run at once, not after --timeout;
 	// the server's ack metric events are optional.
-	ctx, stop := conn.Watch(ctx, "$JS.EVENT.METRIC.>")
+	ctx, stop := conn.Watch(ctx, probe.OptionalSubjects...)
 	defer stop()
 	if conn.Proxy != nil {
 		r.cfg.Faults = &probe.FaultInjection{DropRate: r.faults.DropRate, CutAfter: r.faults.CutAfter, Stats: func() probe.FaultStats {

@@ -42,8 +42,7 @@ func (r *roundRun) confirm(ctx context.Context, d *delivery) (ackOutcome, error)
 	r.sampler.held(d.seq, o.sent.Sub(d.at))
 	attemptTimeout := p.cfg.ackTimeout(p.ackWait)
 	budget := max(time.Until(d.at.Add(p.ackWait)), p.cfg.Timeout)
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval, b.RandomizationFactor = 20*time.Millisecond, time.Second, 0.2
+	var b *backoff.ExponentialBackOff // made on the first failure only
 	deadline := o.sent.Add(budget)
 	var fatal error
 	for {
@@ -66,6 +65,10 @@ func (r *roundRun) confirm(ctx context.Context, d *delivery) (ackOutcome, error)
 		}
 		if ctx.Err() != nil || !retryableAck(err) || p.cfg.Retries >= 0 && o.attempts > p.cfg.Retries {
 			break
+		}
+		if b == nil {
+			b = backoff.NewExponentialBackOff()
+			b.InitialInterval, b.MaxInterval, b.RandomizationFactor = 20*time.Millisecond, time.Second, 0.2
 		}
 		wait := b.NextBackOff()
 		if time.Now().Add(wait).After(deadline) {

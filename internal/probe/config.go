@@ -73,6 +73,10 @@ type Config struct {
 	Thresholds Thresholds
 	// Keep leaves what the probe created in place for the next run.
 	Keep bool
+	// PerNode runs a round with each server of the probe stream's peer set
+	// leading the stream and consumer (a cluster, nats-server 2.11 or
+	// later); Replicas defaults to 3 then.
+	PerNode bool
 	// Timeout bounds every request to the server.
 	Timeout time.Duration
 	// ID names the run; empty means a random one.
@@ -209,6 +213,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return usage("--replicas must be between 1 and 5, got %d", c.Replicas)
+	}
+	if c.PerNode && c.Replicas == 1 {
+		return usage("--per-node moves the leaders of a replicated stream: --replicas 1 has one server only; use --replicas 3 (the default under --per-node)")
 	}
 	if c.Storage != "" {
 		if _, err := ParseStorage(c.Storage); err != nil {

@@ -52,11 +52,7 @@ func (w *connWatch) lost() error {
 	w.mu.Lock()
 	known := w.lastErr
 	w.mu.Unlock()
-	if last := w.nc.LastError(); last != nil && last != known && errors.Is(last, nats.ErrPermissionViolation) &&
-		// The server's ack metrics are optional: the probe goes on
-		// without them. nats.go gives the denied subject only in the
-		// error's text.
-		!strings.Contains(last.Error(), ackMetricPrefix) {
+	if last := w.nc.LastError(); last != nil && last != known && errors.Is(last, nats.ErrPermissionViolation) && !optional(last) {
 		return &PermissionError{Err: last}
 	}
 	if w.nc.IsClosed() {
@@ -77,6 +73,18 @@ func (w *connWatch) lost() error {
 		return &ConnectionLostError{URL: w.url, Err: fmt.Errorf("the server has not answered anything, not even a PING, for %s", now.Sub(w.silentSince).Round(time.Millisecond))}
 	}
 	return nil
+}
+
+// optional reports a refusal of a subject the probe goes on without (see
+// OptionalSubjects). nats.go gives the refused subject only in the error's
+// text.
+func optional(err error) bool {
+	for _, s := range OptionalSubjects {
+		if strings.Contains(err.Error(), strings.TrimSuffix(s, ">")) {
+			return true
+		}
+	}
+	return false
 }
 
 // rebase forgets the connection's errors so far: a refusal that ended the

@@ -36,7 +36,9 @@ type Finding struct {
 	// Code names the finding (see the Code constants); stable for scripts.
 	Code string `json:"code"`
 	// Mode is the ack mode it concerns, or "" for the round as a whole.
-	Mode     Mode     `json:"mode"`
+	Mode Mode `json:"mode"`
+	// Node is the server it concerns in a per-node probe, or "".
+	Node     string   `json:"node,omitempty"`
 	Severity Severity `json:"severity"`
 	// Count is how many messages (or acks, read-backs) it concerns.
 	Count   int    `json:"count"`
@@ -61,6 +63,11 @@ const (
 	CodeMinRate                      = "min_rate_breached"
 	CodeDisturbed                    = "disturbed"
 	CodeFittedToLimits               = "fitted_to_limits"
+	CodeSlowNode                     = "slow_node"
+	CodeNodesEven                    = "nodes_even"
+	CodeLeaderMoved                  = "leader_moved"
+	CodeNotPlaced                    = "not_placed"
+	CodeNotProbed                    = "not_probed"
 )
 
 // RedeliveryCodes are the codes that class redeliveries, as counted by

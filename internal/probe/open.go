@@ -68,6 +68,9 @@ func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config
 	if cfg.ID == "" {
 		cfg.ID = newID()
 	}
+	if cfg.PerNode && cfg.Replicas == 0 {
+		cfg.Replicas = 3
+	}
 	p := &Probe{nc: nc, js: js, cfg: cfg}
 	url := cfg.Server.URL
 	if url == "" && nc != nil {
@@ -81,6 +84,11 @@ func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config
 	}
 	if err := p.lookUpConsumer(ctx); err != nil {
 		return p, err
+	}
+	if cfg.PerNode {
+		if err := p.checkPerNode(); err != nil {
+			return p, err
+		}
 	}
 	if err := p.fitLimits(ctx); err != nil {
 		return p, err

@@ -41,6 +41,9 @@ type Result struct {
 	// ServerSampling says whether the server's ack metrics were collected.
 	ServerSampling string       `json:"server_sampling"`
 	Modes          []ModeResult `json:"modes"`
+	// Nodes are the rounds of a per-node probe, one per server (Modes is
+	// then empty).
+	Nodes []NodeResult `json:"nodes,omitempty"`
 	// Findings are what the probe concluded from its ledger: the source of
 	// OK, of Problems and Notes, and of every mark a report draws.
 	Findings []Finding `json:"findings"`

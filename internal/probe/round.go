@@ -59,7 +59,7 @@ type modeRecord struct {
 func (p *Probe) Round(ctx context.Context) (*Result, error) {
 	started := time.Now()
 	r, err := p.round(ctx)
-	return p.result(r, nil, started), p.wrap(ctx, err)
+	return p.result(r, nil, nil, started), p.wrap(ctx, err)
 }
 
 // wrap names an error of the connection as a lost connection.
@@ -240,9 +240,9 @@ func (r *roundRun) progress(phase string, m Mode, done, total int) {
 	}
 }
 
-// result builds the Result of a round (nil: none ran) once, with what
-// Close left behind.
-func (p *Probe) result(r *roundRun, left []Leftover, started time.Time) *Result {
+// result builds the Result of a round (nil: none ran), or of the rounds of
+// a per-node probe, once, with what Close left behind.
+func (p *Probe) result(r *roundRun, nodes []*nodeRun, left []Leftover, started time.Time) *Result {
 	res := &Result{
 		Server:        p.cfg.Server,
 		Stream:        p.stream,
@@ -285,6 +285,16 @@ func (p *Probe) result(r *roundRun, left []Leftover, started time.Time) *Result 
 		}
 	}
 	res.Findings = judge(res.Modes, p.ackWait, p.cfg.Thresholds)
+	if nodes != nil {
+		var found []Finding
+		res.Nodes, found = p.nodeResults(nodes)
+		res.Findings = append(res.Findings, found...)
+		for _, n := range nodes {
+			if n.r != nil && res.ServerSampling == "" {
+				res.ServerSampling = n.r.sampler.state()
+			}
+		}
+	}
 	if p.fit != nil {
 		for _, n := range p.fit.Notes {
 			res.Findings = append(res.Findings, Finding{Code: CodeFittedToLimits, Severity: SeverityInfo, Count: 1, Message: n})

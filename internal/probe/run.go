@@ -8,7 +8,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Run is one probe: Open, one Round, Close. It returns a Result whenever
+// Run is one probe: Open, one Round (with Config.PerNode, one on each
+// server of the peer set), Close. It returns a Result whenever
 // the probe started, with OK false when a fail finding holds; an error
 // means it could not run or finish, and the Result, if not nil, holds what
 // was measured until then and what could not be cleaned up (Leftovers).
@@ -19,10 +20,15 @@ func Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Config)
 		return nil, err
 	}
 	var r *roundRun
-	if err == nil {
+	var nodes []*nodeRun
+	switch {
+	case err != nil:
+	case cfg.PerNode:
+		nodes, err = p.perNode(ctx)
+	default:
 		r, err = p.round(ctx)
 	}
 	err = p.wrap(ctx, err)
 	left := p.Close(ctx)
-	return p.result(r, left, started), err
+	return p.result(r, nodes, left, started), err
 }

@@ -20,6 +20,12 @@ func Probe(w io.Writer, res *probe.Result, o Options) error {
 	v := view{res: res, o: o, p: p}
 	var b strings.Builder
 	v.header(&b)
+	if len(res.Nodes) > 0 {
+		v.nodesView(&b)
+		v.verdict(&b)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	b.WriteString(v.stepsTable())
 	b.WriteString("\n")
 	b.WriteString(v.figuresTable())
@@ -50,7 +56,7 @@ func (v view) narrow() bool { return v.o.Width > 0 && v.o.Width < 120 }
 func (v view) severity(m probe.Mode, codes ...string) probe.Severity {
 	worst := probe.Severity("")
 	for _, f := range v.res.Findings {
-		if f.Mode != m || len(codes) > 0 && !contains(codes, f.Code) {
+		if f.Mode != m || f.Node != "" || len(codes) > 0 && !contains(codes, f.Code) {
 			continue
 		}
 		if f.Severity.Rank() > worst.Rank() {
@@ -381,8 +387,8 @@ func (v view) verdict(b *strings.Builder) {
 // wrapped to the terminal.
 func (v view) findings(b *strings.Builder, m probe.Mode) {
 	for _, f := range v.res.Findings {
-		if f.Mode != m {
-			continue
+		if f.Mode != m || f.Node != "" && f.Code != probe.CodeSlowNode {
+			continue // a node's own findings are listed under the node
 		}
 		fmt.Fprintf(b, "    %s %s\n", v.mark(f.Severity), v.wrap(f.Message, 6))
 	}
@@ -438,9 +444,9 @@ func readBackWords(vis probe.Visibility) string {
 	case vis.ReadBacks == 0:
 		return "no read-back was taken"
 	case vis.NotVisible > 0:
-		return "the immediate read-back still showed the message ack pending, and the ack never showed"
+		return "the server did not show the ack within the wait"
 	case vis.StaleReads > 0:
-		return fmt.Sprintf("the immediate read-back still showed the message ack pending; the ack showed %s later", us(vis.LagUS.Max))
+		return fmt.Sprintf("the server showed the ack %s later", us(vis.LagUS.Max))
 	}
 	return "the immediate read-back showed the ack applied"
 }

@@ -1,0 +1,97 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+
+	"github.com/ackprobe/ackprobe/internal/probe"
+)
+
+// nodesView writes a per-node probe: one row per server of the cluster,
+// the figures of the round it led, and its findings; the verdict naming
+// the slowest node comes from the findings.
+func (v view) nodesView(b *strings.Builder) {
+	res, p := v.res, v.p
+	t := newTable()
+	t.AppendHeader(table.Row{"Server", "Led Round", "Confirmed p50", "p90", "p99", "Max", "Std Visible p50", "Server Ack p50", "API RTT p50", "Acks", "Placement"})
+	alignRight(t, 3, 4, 5, 6, 7, 8, 9, 10)
+	for _, n := range res.Nodes {
+		sev := v.nodeSeverity(n.Server)
+		name := v.paint(sev, n.Server)
+		if !n.Probed {
+			t.AppendRow(table.Row{p.dim.Sprint(n.Server), p.dim.Sprint("not probed"), "", "", "", "", "", "", "", "", p.dim.Sprint(n.Placement)})
+			continue
+		}
+		led := "yes"
+		if !n.LedWholeRound {
+			led = v.paint(probe.SeverityWarn, "no")
+			if len(n.Leaders) > 0 {
+				led = v.paint(probe.SeverityWarn, strings.Join(n.Leaders, "→"))
+			}
+		}
+		conf, std := nodeMode(n, probe.Confirmed), nodeMode(n, probe.Standard)
+		cell := func(m *probe.ModeResult, f func(probe.Latency) float64) string {
+			if m == nil || m.AckLatencyUS.Count == 0 {
+				return p.dim.Sprint("-")
+			}
+			return us(f(m.AckLatencyUS))
+		}
+		visible, server, acks := p.dim.Sprint("-"), p.dim.Sprint("-"), 0
+		if std != nil {
+			acks += std.Acks
+			if std.Visibility.LagUS.Count > 0 {
+				visible = us(std.Visibility.LagUS.P50)
+			} else if std.Visibility.ReadBacks > 0 {
+				visible = "at once"
+			}
+		}
+		if conf != nil {
+			acks += conf.Acks
+			if conf.Server != nil && conf.Server.Events > 0 {
+				server = us(conf.Server.AckTimeUS.P50)
+			}
+		}
+		t.AppendRow(table.Row{name, led,
+			v.paint(sev, cell(conf, func(l probe.Latency) float64 { return l.P50 })),
+			cell(conf, func(l probe.Latency) float64 { return l.P90 }),
+			cell(conf, func(l probe.Latency) float64 { return l.P99 }),
+			cell(conf, func(l probe.Latency) float64 { return l.Max }),
+			visible, server, us(n.APIRoundTripUS.P50), num(acks), n.Placement})
+	}
+	b.WriteString(t.Render() + "\n\n")
+	for _, n := range res.Nodes {
+		if len(n.Findings) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "%s %s\n", v.mark(v.nodeSeverity(n.Server)), p.bold.Sprint(n.Server))
+		for _, f := range n.Findings {
+			msg := f.Message
+			if f.Mode != "" {
+				msg = string(f.Mode) + ": " + msg
+			}
+			fmt.Fprintf(b, "    %s %s\n", v.mark(f.Severity), v.wrap(msg, 6))
+		}
+	}
+}
+
+// nodeSeverity is the worst severity of the findings about a node.
+func (v view) nodeSeverity(server string) probe.Severity {
+	worst := probe.Severity("")
+	for _, f := range v.res.Findings {
+		if f.Node == server && f.Severity.Rank() > worst.Rank() {
+			worst = f.Severity
+		}
+	}
+	return worst
+}
+
+func nodeMode(n probe.NodeResult, m probe.Mode) *probe.ModeResult {
+	for i := range n.Modes {
+		if n.Modes[i].Mode == m {
+			return &n.Modes[i]
+		}
+	}
+	return nil
+}
