@@ -29,6 +29,10 @@ func progress(s streams, cfg probe.Config) (func(probe.Progress), func()) {
 		}
 	}
 	update := func(p probe.Progress) {
+		if p.Phase == "done" {
+			finish()
+			return
+		}
 		if bar == nil || p.Phase != current.Phase || p.Mode != current.Mode {
 			finish()
 			current = p

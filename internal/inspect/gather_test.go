@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -418,5 +419,45 @@ func TestDiff(t *testing.T) {
 	}
 	if time.Duration(d.Interval) <= 0 {
 		t.Errorf("interval %v", d.Interval)
+	}
+}
+
+// TestOrphans: an ackprobe stream whose run is over is marked an orphan,
+// with the command that removes it; a fresh one, a kept one, one whose
+// consumer is still delivering, and a user's stream are not.
+func TestOrphans(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	_, js := natstest.Connect(t, s.ClientURL())
+	old := time.Now().Add(-2 * marks.OrphanAfter).UTC().Format(time.RFC3339)
+	meta := func(created string, keep bool) map[string]string {
+		m := map[string]string{marks.Owner: marks.OwnerValue, marks.Created: created}
+		if keep {
+			m[marks.Keep] = "true"
+		}
+		return m
+	}
+	mustStream(t, js, jetstream.StreamConfig{Name: "ACKPROBE_OLD", Subjects: []string{"ap.old"}, Storage: jetstream.MemoryStorage, Metadata: meta(old, false)})
+	mustStream(t, js, jetstream.StreamConfig{Name: "ACKPROBE_KEPT", Subjects: []string{"ap.kept"}, Storage: jetstream.MemoryStorage, Metadata: meta(old, true)})
+	mustStream(t, js, jetstream.StreamConfig{Name: "ACKPROBE_NEW", Subjects: []string{"ap.new"}, Storage: jetstream.MemoryStorage, Metadata: meta(time.Now().UTC().Format(time.RFC3339), false)})
+	mustStream(t, js, jetstream.StreamConfig{Name: "ACKPROBE_BUSY", Subjects: []string{"ap.busy"}, Storage: jetstream.MemoryStorage, Metadata: meta(old, false)})
+	mustStream(t, js, jetstream.StreamConfig{Name: "USERS", Subjects: []string{"users"}, Storage: jetstream.MemoryStorage})
+	busy := mustConsumer(t, js, "ACKPROBE_BUSY", jetstream.ConsumerConfig{Durable: "C", AckPolicy: jetstream.AckExplicitPolicy, Metadata: meta(old, false)})
+	publish(t, js, "ap.busy", 1)
+	fetch(t, busy, 1)
+
+	snap := gather(t, js, Options{})
+	want := map[string]bool{"ACKPROBE_OLD": true, "ACKPROBE_KEPT": false, "ACKPROBE_NEW": false, "ACKPROBE_BUSY": false, "USERS": false}
+	for _, st := range snap.Streams {
+		if st.Orphan != want[st.Name] {
+			t.Errorf("%s: orphan %v, want %v", st.Name, st.Orphan, want[st.Name])
+		}
+		if st.Orphan && (!strings.Contains(st.RemoveWith, "nats stream rm ACKPROBE_OLD -f") || !strings.Contains(st.OrphanMessage, "created 2h ago")) {
+			t.Errorf("%s: remove with %q, message %q", st.Name, st.RemoveWith, st.OrphanMessage)
+		}
+	}
+	// The view of one stream judges it too.
+	if one := gather(t, js, Options{Stream: "ACKPROBE_OLD"}); !one.Streams[0].Orphan {
+		t.Errorf("stream view: %+v", one.Streams[0])
 	}
 }

@@ -6,6 +6,7 @@
 package inspect
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/ackprobe/ackprobe/internal/doc"
@@ -84,9 +85,16 @@ type Stream struct {
 	NumSubjects   uint64        `json:"num_subjects"`
 	ConsumerCount int           `json:"consumer_count"`
 	// Ackprobe marks a stream that ackprobe created.
-	Ackprobe  bool      `json:"ackprobe"`
-	Created   time.Time `json:"created"`
-	TimeStamp time.Time `json:"ts"`
+	Ackprobe bool `json:"ackprobe"`
+	// Orphan marks an ackprobe stream whose run is over (marks.Orphan):
+	// not kept on purpose, created an hour ago or more, and no delivery or
+	// ack by its consumers for as long; RemoveWith is the command that
+	// removes it. Judged only when every consumer of the stream was read.
+	Orphan        bool      `json:"orphan,omitempty"`
+	RemoveWith    string    `json:"remove_with,omitempty"`
+	OrphanMessage string    `json:"orphan_message,omitempty"`
+	Created       time.Time `json:"created"`
+	TimeStamp     time.Time `json:"ts"`
 	// Config is the server's own stream configuration.
 	Config    jetstream.StreamConfig `json:"config"`
 	Cluster   *Cluster               `json:"cluster,omitempty"`
@@ -226,6 +234,9 @@ func (s *Snapshot) summarize() {
 	sum := Summary{Streams: len(s.Streams)}
 	for i := range s.Streams {
 		st := &s.Streams[i]
+		if s.Scope.Consumer == "" {
+			st.orphan(s.Taken)
+		}
 		st.Status = OK
 		for _, c := range st.Consumers {
 			sum.Consumers++
@@ -362,4 +373,23 @@ func millis(d *doc.Duration) *float64 {
 	}
 	ms := d.Millis()
 	return &ms
+}
+
+// orphan judges an ackprobe stream whose run is over, from its marks and
+// its consumers' last delivery and ack times.
+func (st *Stream) orphan(now time.Time) {
+	var last time.Time
+	for _, c := range st.Consumers {
+		for _, t := range []*time.Time{c.Delivered.Last, c.AckFloor.Last} {
+			if t != nil && t.After(last) {
+				last = *t
+			}
+		}
+	}
+	if marks.Orphan(st.Config.Metadata, st.Created, last, now) {
+		st.Orphan = true
+		st.RemoveWith = "ackprobe cleanup (or: nats stream rm " + st.Name + " -f)"
+		st.OrphanMessage = fmt.Sprintf("left by an ackprobe run that is over (created %s ago, no delivery or ack since): remove it with %s",
+			Short(now.Sub(marks.CreatedAt(st.Config.Metadata, st.Created))), st.RemoveWith)
+	}
 }

@@ -119,8 +119,9 @@ type FaultStats struct {
 	AckFrames, AcksDropped, AcksCut, Cuts, Connections int64
 }
 
-// Progress says what a probe is doing: Phase is "publish", "ack" or
-// "settle"; Done of Total messages of Mode.
+// Progress says what a probe is doing: Phase is "publish", "ack",
+// "settle", or "done" when the mode is over; Done of Total messages of
+// Mode.
 type Progress struct {
 	Phase       string
 	Mode        Mode

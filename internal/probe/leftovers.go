@@ -90,8 +90,8 @@ func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) 
 			return nil, err
 		}
 		if owned {
-			created := createdAt(si.Config.Metadata, si.Created)
-			kept := si.Config.Metadata[marks.Keep] == "true"
+			created := marks.CreatedAt(si.Config.Metadata, si.Created)
+			kept := marks.Kept(si.Config.Metadata)
 			if old(created) && !active && (!kept || opts.IncludeKept) {
 				out = append(out, Orphan{What: "stream", Stream: si.Config.Name, Run: si.Config.Metadata[marks.Run], Created: created,
 					Kept: kept, Messages: si.State.Msgs, Command: fmt.Sprintf("nats stream rm %s -f", si.Config.Name)})
@@ -99,8 +99,8 @@ func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) 
 			continue
 		}
 		for _, ci := range consumers {
-			created := createdAt(ci.Config.Metadata, ci.Created)
-			kept := ci.Config.Metadata[marks.Keep] == "true"
+			created := marks.CreatedAt(ci.Config.Metadata, ci.Created)
+			kept := marks.Kept(ci.Config.Metadata)
 			if !old(created) || recent(ci, now, opts.OlderThan) || kept && !opts.IncludeKept {
 				continue
 			}
@@ -147,13 +147,6 @@ func recent(ci *jetstream.ConsumerInfo, now time.Time, window time.Duration) boo
 		}
 	}
 	return false
-}
-
-func createdAt(meta map[string]string, fallback time.Time) time.Time {
-	if t, err := time.Parse(time.RFC3339, meta[marks.Created]); err == nil {
-		return t
-	}
-	return fallback
 }
 
 // RemoveOrphan deletes an orphan FindOrphans reported: a probe stream, or a

@@ -105,6 +105,7 @@ func (r *roundRun) runMode(ctx context.Context, i int) (err error) {
 		want = int64(r.l.acked(i))
 	}
 	r.sampler.wait(ctx, i, want)
+	r.progress("done", m.mode, p.cfg.Count, p.cfg.Count)
 	return nil
 }
 

@@ -57,12 +57,18 @@ func perNodeRun(t *testing.T, c *natstest.ProcessCluster, id, slow string) *prob
 	cfg.ID, cfg.Count, cfg.PerNode = id, 400, true
 	stop := func() {}
 	cfg.Progress = func(p probe.Progress) {
-		if slow == "" || p.Phase != "publish" || p.Done != 0 {
+		if slow == "" {
+			return
+		}
+		if p.Phase == "done" {
+			stop() // the round is over
+			stop = func() {}
+			return
+		}
+		if p.Phase != "publish" || p.Done != 0 {
 			return
 		}
 		// A round begins, its leaders in place.
-		stop()
-		stop = func() {}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		cons, err := watcher.Consumer(ctx, "ACKPROBE_"+id, "ACKPROBE_"+id)
@@ -83,7 +89,7 @@ func perNodeRun(t *testing.T, c *natstest.ProcessCluster, id, slow string) *prob
 			if len(n.Modes) > 0 {
 				l = n.Modes[0].AckLatencyUS
 			}
-			t.Logf("%s led %v placement %q p50 %.0fµs mean %.0fµs leaders %v", n.Server, n.LedWholeRound, n.Placement, l.P50, l.Mean, n.Leaders)
+			t.Logf("%s led %v placement %q p50 %.0fµs p90 %.0fµs mean %.0fµs leaders %v", n.Server, n.LedWholeRound, n.Placement, l.P50, l.P90, l.Mean, n.Leaders)
 		}
 	}
 	if err != nil {

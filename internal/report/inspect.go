@@ -127,6 +127,10 @@ func missing(b *strings.Builder, ms []inspect.Missing, what string, width int, p
 func reasons(b *strings.Builder, streams []inspect.Stream, withStream bool, width int, p palette) {
 	wrote := false
 	for _, st := range streams {
+		if st.Orphan {
+			b.WriteString(wrapLine(fmt.Sprintf("%s %s: %s", p.mark(inspect.Warn), p.bold.Sprint(st.Name), st.OrphanMessage), width, 2) + "\n")
+			wrote = true
+		}
 		for _, c := range st.Consumers {
 			for _, r := range c.Health.Reasons {
 				name := c.Name

@@ -202,7 +202,10 @@ func shortPosition(s inspect.Sequence) string {
 
 func streamNotes(st *inspect.Stream) string {
 	var n []string
-	if st.Ackprobe {
+	switch {
+	case st.Orphan:
+		n = append(n, "ackprobe's, orphan")
+	case st.Ackprobe:
 		n = append(n, "ackprobe's")
 	}
 	if st.Config.Replicas > 1 {

@@ -14,7 +14,10 @@ import (
 // table of its consumers.
 func streamView(b *strings.Builder, snap *inspect.Snapshot, st *inspect.Stream, o InspectOptions, p palette) {
 	fmt.Fprintf(b, "%s %s", p.bold.Sprint("Stream"), p.bold.Sprint(st.Name))
-	if st.Ackprobe {
+	switch {
+	case st.Orphan:
+		b.WriteString(p.warn.Sprint("  (created by ackprobe; its run is over: remove it with " + st.RemoveWith + ")"))
+	case st.Ackprobe:
 		b.WriteString(p.dim.Sprint("  (created by ackprobe)"))
 	}
 	b.WriteString("\n")
