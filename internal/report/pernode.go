@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
 
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
@@ -17,6 +18,15 @@ func (v view) nodesView(b *strings.Builder) {
 	t := newTable()
 	t.AppendHeader(table.Row{"Server", "Led Round", "Confirmed p50", "p90", "p99", "Max", "Std Visible p50", "Server Ack p50", "API RTT p50", "Acks", "Placement"})
 	alignRight(t, 3, 4, 5, 6, 7, 8, 9, 10)
+	if v.narrow() {
+		// The least important go: max, the server's ack time, the API
+		// round trip, the count and how the leaders got there.
+		right := func(n int) table.ColumnConfig {
+			return table.ColumnConfig{Number: n, Align: text.AlignRight, AlignHeader: text.AlignRight}
+		}
+		t.SetColumnConfigs([]table.ColumnConfig{right(3), right(4), right(5), right(7),
+			{Number: 6, Hidden: true}, {Number: 8, Hidden: true}, {Number: 9, Hidden: true}, {Number: 10, Hidden: true}, {Number: 11, Hidden: true}})
+	}
 	for _, n := range res.Nodes {
 		sev := v.nodeSeverity(n.Server)
 		name := v.paint(sev, n.Server)
@@ -72,6 +82,11 @@ func (v view) nodesView(b *strings.Builder) {
 				msg = string(f.Mode) + ": " + msg
 			}
 			fmt.Fprintf(b, "    %s %s\n", v.mark(f.Severity), v.wrap(msg, 6))
+		}
+	}
+	for _, f := range res.Findings {
+		if f.Code == probe.CodeSlowNode || f.Code == probe.CodeNodesEven {
+			fmt.Fprintf(b, "\n%s %s\n", v.mark(f.Severity), v.wrap(f.Message, 2))
 		}
 	}
 }

@@ -387,8 +387,8 @@ func (v view) verdict(b *strings.Builder) {
 // wrapped to the terminal.
 func (v view) findings(b *strings.Builder, m probe.Mode) {
 	for _, f := range v.res.Findings {
-		if f.Mode != m || f.Node != "" && f.Code != probe.CodeSlowNode {
-			continue // a node's own findings are listed under the node
+		if f.Mode != m || f.Node != "" || f.Code == probe.CodeSlowNode || f.Code == probe.CodeNodesEven {
+			continue // a per-node probe lists these with its nodes
 		}
 		fmt.Fprintf(b, "    %s %s\n", v.mark(f.Severity), v.wrap(f.Message, 6))
 	}

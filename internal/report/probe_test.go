@@ -129,6 +129,33 @@ func faulty() *probe.Result {
 	return r
 }
 
+// perNode is a hand-built per-node result with one slow node.
+func perNode() *probe.Result {
+	r := classic()
+	r.Count, r.Replicas, r.Modes = 1000, 3, []probe.ModeResult{}
+	r.Server.Cluster, r.Server.Embedded = "east", false
+	lat := func(p50, p90, p99, max float64) probe.Latency {
+		return probe.Latency{Count: 1000, P50: p50, P90: p90, P99: p99, Max: max, Mean: p50}
+	}
+	node := func(name string, conf probe.Latency, lag float64) probe.NodeResult {
+		return probe.NodeResult{Server: name, Cluster: "east", Probed: true, LedWholeRound: true, Placement: "moved", Leaders: []string{name},
+			APIRoundTripUS: lat(300, 400, 500, 600),
+			Modes: []probe.ModeResult{
+				{Mode: probe.Standard, Acks: 1000, AckLatencyUS: lat(0.2, 0.3, 0.9, 20), Visibility: probe.Visibility{ReadBacks: 100, StaleReads: 20, LagUS: lat(lag, lag, lag, lag)}},
+				{Mode: probe.Confirmed, Acks: 1000, AckLatencyUS: conf, Server: &probe.ServerView{Events: 1000, AckTimeUS: lat(9000, 12000, 15000, 20000)}},
+			}}
+	}
+	n3 := node("n3", lat(424, 6890, 9180, 15100), 7540)
+	n3.Findings = []probe.Finding{}
+	r.Nodes = []probe.NodeResult{node("n1", lat(242, 415, 977, 8590), 815), node("n2", lat(337, 565, 1930, 6220), 1300), n3,
+		{Server: "n4", Cluster: "east", Placement: "outside the probe stream's peer set", Modes: []probe.ModeResult{}}}
+	r.Nodes[3].Findings = []probe.Finding{{Code: probe.CodeNotProbed, Node: "n4", Severity: probe.SeverityInfo, Count: 1, Message: "n4 was not probed: it is outside the probe stream's peer set (raise --replicas to cover it)"}}
+	slow := probe.Finding{Code: probe.CodeSlowNode, Node: "n3", Severity: probe.SeverityWarn, Count: 1, Message: "n3 is the slowest node: confirmed ack p90 6.89ms there, 14.1× the median of the others (490µs)"}
+	r.Findings = []probe.Finding{r.Nodes[3].Findings[0], slow}
+	r.Notes = []string{r.Findings[0].Message, slow.Message}
+	return r
+}
+
 func TestProbeGolden(t *testing.T) {
 	cases := []struct {
 		file  string
@@ -141,6 +168,9 @@ func TestProbeGolden(t *testing.T) {
 		{"scaled.color.txt", scaled(), true},
 		{"faults.txt", faulty(), false},
 		{"scaled.80.txt", scaled(), false},
+		{"pernode.txt", perNode(), false},
+		{"pernode.color.txt", perNode(), true},
+		{"pernode.80.txt", perNode(), false},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
