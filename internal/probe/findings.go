@@ -68,6 +68,7 @@ const (
 	CodeLeaderMoved                  = "leader_moved"
 	CodeNotPlaced                    = "not_placed"
 	CodeNotProbed                    = "not_probed"
+	CodeNoSystemData                 = "system_data_unavailable"
 )
 
 // RedeliveryCodes are the codes that class redeliveries, as counted by

@@ -42,6 +42,9 @@ type Probe struct {
 	maxAckPending int
 	// fit is how the probe fits the account's limits.
 	fit *limits.Fit
+	// noSystemData is set when a per-node probe could not read the
+	// system account's server list.
+	noSystemData bool
 
 	created    Ownership
 	userStream bool

@@ -130,7 +130,9 @@ func (p *Probe) perNode(ctx context.Context) ([]*nodeRun, error) {
 		return nil, err
 	}
 	var nodes []*nodeRun
-	for _, other := range p.clusterServers(ctx, cluster) {
+	servers := p.clusterServers(ctx, cluster)
+	p.noSystemData = len(servers) == 0
+	for _, other := range servers {
 		if !slices.Contains(names, other) {
 			nodes = append(nodes, &nodeRun{server: other, cluster: cluster, placement: "outside the probe stream's peer set", rtt: newRecorder()})
 		}
@@ -313,6 +315,10 @@ func (p *Probe) nodeResults(nodes []*nodeRun) ([]NodeResult, []Finding) {
 		}
 		all = append(all, nr.Findings...)
 		out = append(out, nr)
+	}
+	if p.noSystemData {
+		all = append(all, Finding{Code: CodeNoSystemData, Severity: SeverityInfo, Count: 1,
+			Message: "this account may not ask the system account's server ping ($SYS.REQ.SERVER.PING): servers of the cluster outside the probe stream's peer set are not listed; each node's replica lag comes from the consumer's own info"})
 	}
 	return out, append(all, slowest(out)...)
 }

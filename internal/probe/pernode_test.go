@@ -120,6 +120,15 @@ func TestPerNode(t *testing.T) {
 	t.Run("even", func(t *testing.T) {
 		res := perNodeRun(t, c, "EVEN", "")
 		check(res)
+		said := 0
+		for _, f := range res.Findings {
+			if f.Code == probe.CodeNoSystemData {
+				said++
+			}
+		}
+		if said != 1 {
+			t.Errorf("without system account access, said %d times that the server list is unavailable, want once", said)
+		}
 		for _, f := range res.Findings {
 			if f.Code == probe.CodeSlowNode {
 				t.Errorf("a node was named slow on an even cluster: %s", f.Message)
