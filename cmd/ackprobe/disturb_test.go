@@ -13,8 +13,8 @@ import (
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
-// whenAcking returns once the probe's consumer on the server at url has
-// delivered at least n messages.
+// whenAcking returns once the probe's consumer on the server at url
+// exists and has delivered at least n messages.
 func whenAcking(t *testing.T, url string, n uint64) {
 	t.Helper()
 	_, js := natstest.Connect(t, url)

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
@@ -115,50 +114,8 @@ func TestAuthentication(t *testing.T) {
 	seedFile := writeFile(t, dir, "user.nk", string(useed))
 
 	// creds: an operator, an account with JetStream, a user
-	okp, _ := nkeys.CreateOperator()
-	opub, _ := okp.PublicKey()
-	oc := jwt.NewOperatorClaims(opub)
-	akp, _ := nkeys.CreateAccount()
-	apub, _ := akp.PublicKey()
-	ac := jwt.NewAccountClaims(apub)
-	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
-	ajwt, err := ac.Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ckp, _ := nkeys.CreateUser()
-	cpub, _ := ckp.PublicKey()
-	uc := jwt.NewUserClaims(cpub)
-	uc.IssuerAccount = apub
-	ujwt, err := uc.Encode(akp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cseed, _ := ckp.Seed()
-	creds, err := jwt.FormatUserConfig(ujwt, cseed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	credsFile := writeFile(t, dir, "user.creds", string(creds))
-	// JetStream in operator mode needs a system account.
-	skp, _ := nkeys.CreateAccount()
-	spub, _ := skp.PublicKey()
-	sjwt, err := jwt.NewAccountClaims(spub).Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolver := &server.MemAccResolver{}
-	if err := resolver.Store(apub, ajwt); err != nil {
-		t.Fatal(err)
-	}
-	if err := resolver.Store(spub, sjwt); err != nil {
-		t.Fatal(err)
-	}
-	o = natstest.Options(t)
-	o.TrustedOperators = []*jwt.OperatorClaims{oc}
-	o.AccountResolver = resolver
-	o.SystemAccount = spub
-	credsSrv := natstest.RunServerWith(t, o)
+	credsSrv := natstest.RunOperatorServer(t, nil)
+	credsFile := writeFile(t, dir, "user.creds", string(credsSrv.Creds))
 
 	cases := []struct {
 		name string

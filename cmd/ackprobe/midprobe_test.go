@@ -13,22 +13,7 @@ import (
 // on the server at url.
 func waitForProbe(t *testing.T, url string) {
 	t.Helper()
-	_, js := natstest.Connect(t, url)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := ctxTimeout(time.Second)
-		for name := range js.StreamNames(ctx).Name() {
-			if strings.HasPrefix(name, "ACKPROBE_") {
-				if st, err := js.Stream(ctx, name); err == nil && st.CachedInfo().State.Consumers > 0 {
-					cancel()
-					return
-				}
-			}
-		}
-		cancel()
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("the probe did not start")
+	whenAcking(t, url, 0)
 }
 
 // TestServerStopsMidProbe kills the server while the probe runs: ackprobe

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -85,47 +84,9 @@ type credsServer struct{ url, text string }
 // JWT's claims and signature.
 func operatorServer(t *testing.T) (credsServer, []string) {
 	t.Helper()
-	okp, _ := nkeys.CreateOperator()
-	opub, _ := okp.PublicKey()
-	akp, _ := nkeys.CreateAccount()
-	apub, _ := akp.PublicKey()
-	ac := jwt.NewAccountClaims(apub)
-	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
-	ajwt, err := ac.Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ukp, _ := nkeys.CreateUser()
-	upub, _ := ukp.PublicKey()
-	ujwt, err := jwt.NewUserClaims(upub).Encode(akp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	useed, _ := ukp.Seed()
-	text, err := jwt.FormatUserConfig(ujwt, useed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	skp, _ := nkeys.CreateAccount()
-	spub, _ := skp.PublicKey()
-	sjwt, err := jwt.NewAccountClaims(spub).Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolver := &server.MemAccResolver{}
-	if err := resolver.Store(apub, ajwt); err != nil {
-		t.Fatal(err)
-	}
-	if err := resolver.Store(spub, sjwt); err != nil {
-		t.Fatal(err)
-	}
-	o := natstest.Options(t)
-	o.TrustedOperators = []*jwt.OperatorClaims{jwt.NewOperatorClaims(opub)}
-	o.AccountResolver = resolver
-	o.SystemAccount = spub
-	s := natstest.RunServerWith(t, o)
-	parts := strings.Split(ujwt, ".")
-	return credsServer{url: s.ClientURL(), text: string(text)}, []string{string(useed), parts[1], parts[2]}
+	s := natstest.RunOperatorServer(t, nil)
+	parts := strings.Split(s.JWT, ".")
+	return credsServer{url: s.ClientURL(), text: string(s.Creds)}, []string{s.Seed, parts[1], parts[2]}
 }
 
 // withUserinfo puts user information into a nats:// URL.

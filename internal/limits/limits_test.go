@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 
 	"github.com/ackprobe/ackprobe/internal/natstest"
 )
@@ -320,50 +319,15 @@ func TestTieredLimits(t *testing.T) {
 // the given tiered JetStream limits, and returns a creds file of a user.
 func tieredServer(t *testing.T, tiers map[string]jwt.JetStreamLimits) (*server.Server, string) {
 	t.Helper()
-	okp, _ := nkeys.CreateOperator()
-	opub, _ := okp.PublicKey()
-	akp, _ := nkeys.CreateAccount()
-	apub, _ := akp.PublicKey()
-	ac := jwt.NewAccountClaims(apub)
-	ac.Limits.JetStreamTieredLimits = tiers
-	ajwt, err := ac.Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ukp, _ := nkeys.CreateUser()
-	upub, _ := ukp.PublicKey()
-	uc := jwt.NewUserClaims(upub)
-	ujwt, err := uc.Encode(akp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	useed, _ := ukp.Seed()
-	creds, err := jwt.FormatUserConfig(ujwt, useed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := natstest.RunOperatorServer(t, func(ac *jwt.AccountClaims) {
+		ac.Limits.JetStreamLimits = jwt.JetStreamLimits{}
+		ac.Limits.JetStreamTieredLimits = tiers
+	})
 	path := t.TempDir() + "/user.creds"
-	if err := os.WriteFile(path, creds, 0o600); err != nil {
+	if err := os.WriteFile(path, s.Creds, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	skp, _ := nkeys.CreateAccount()
-	spub, _ := skp.PublicKey()
-	sjwt, err := jwt.NewAccountClaims(spub).Encode(okp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolver := &server.MemAccResolver{}
-	if err := resolver.Store(apub, ajwt); err != nil {
-		t.Fatal(err)
-	}
-	if err := resolver.Store(spub, sjwt); err != nil {
-		t.Fatal(err)
-	}
-	o := natstest.Options(t)
-	o.TrustedOperators = []*jwt.OperatorClaims{jwt.NewOperatorClaims(opub)}
-	o.AccountResolver = resolver
-	o.SystemAccount = spub
-	return natstest.RunServerWith(t, o), path
+	return s.Server, path
 }
 
 // TestDecideArithmetic covers what needs a cluster or sizes no test server
