@@ -57,6 +57,7 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 		newCompareCmd(g, s, runF),
 		newAckCmd(g, s, runF),
 		newInspectCmd(g, s, nil),
+		newCanaryCmd(g, s, nil),
 		newVersionCmd(s),
 	)
 	return root
