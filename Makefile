@@ -6,8 +6,13 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+HELM_VERSION := v3.22.0
+DOCKER    ?= docker
+IMAGE     ?= ackprobe
+# helm, installed with go install, lives here; the deploy tests look it up.
+export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run test test-short bench bench-natscli lint fmt cover golden fuzz clean
+.PHONY: all build run canary test test-short test-deploy tools image bench bench-natscli lint fmt cover golden fuzz clean
 
 all: build
 
@@ -18,12 +23,32 @@ build:
 run: build
 	./$(BIN) compare $(ARGS)
 
+## canary: build and run the canary against an embedded server; metrics on
+## http://localhost:9464/metrics, status on /status (Ctrl-C stops it).
+canary: build
+	./$(BIN) canary --interval 2s $(ARGS)
+
 ## test: the whole suite with the race detector (what CI runs).
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKG)
 
 test-short:
 	$(GO) test -count=1 -short $(PKG)
+
+## test-deploy: the Kubernetes manifests, Helm chart, Prometheus rules and
+## Grafana dashboard, with promtool and helm (make tools installs them).
+test-deploy:
+	$(GO) test -count=1 ./deploy/
+
+## tools: the external tools the tests run: promtool and prometheus
+## (Debian's prometheus package) and helm (pinned, with go install).
+tools:
+	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus)
+	command -v helm >/dev/null || $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+## image: the container image (Dockerfile: distroless, non-root).
+image:
+	$(DOCKER) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE):$(VERSION) .
 
 ## bench: ackprobe's probe against a plain nats.go loop on a separate nats-server.
 bench:
