@@ -82,7 +82,7 @@ func newCanaryCmd(g *globalOptions, s streams, runF func(*canaryRun) error) *cob
 			v := buildVersion()
 			r := &canaryRun{
 				g: g,
-				cfg: canary.Config{Probe: cfg, Interval: interval, Window: window, Explain: explain,
+				cfg: canary.Config{Probe: cfg, Interval: interval, Window: window, Explain: explainRound,
 					Build: canary.BuildInfo{Version: v.Version, Commit: v.Commit, NatsGo: v.NatsGo, NatsServer: v.NatsServer}},
 				listen:   listen,
 				faults:   o.faults(),
@@ -172,6 +172,16 @@ func runCanary(ctx context.Context, r *canaryRun, s streams) error {
 	}
 	reportCleanup(s, left)
 	return nil
+}
+
+// explainRound says why a round could not finish: as any command says it,
+// but a vanished probe stream or consumer is the canary's to set up again,
+// not the user's to look for.
+func explainRound(err error) string {
+	if canary.ErrorKind(err) == canary.ErrorNotFound {
+		return "the canary's stream or consumer vanished (deleted, or lost by a restarted server); it is set up again for the next round: " + err.Error()
+	}
+	return explain(err)
 }
 
 // stderrColor decides once whether the canary's lines on stderr get colors.

@@ -50,6 +50,23 @@ type running struct {
 
 	mu     sync.Mutex
 	rounds []Outcome
+	// between, when set, runs once after the next round ends, before the
+	// round after it can start.
+	between func()
+}
+
+// betweenRounds runs f between two rounds and waits for it to have run.
+func (r *running) betweenRounds(t *testing.T, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	r.mu.Lock()
+	r.between = func() { f(); close(done) }
+	r.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no round ended")
+	}
 }
 
 func start(t *testing.T, url string, edit func(*Config)) *running {
@@ -61,7 +78,12 @@ func start(t *testing.T, url string, edit func(*Config)) *running {
 		OnRound: func(o Outcome, _ string) {
 			r.mu.Lock()
 			r.rounds = append(r.rounds, o)
+			f := r.between
+			r.between = nil
 			r.mu.Unlock()
+			if f != nil {
+				f()
+			}
 		}}
 	if edit != nil {
 		edit(&conf)
@@ -236,37 +258,40 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 }
 
 // TestRecreatesWhatVanished deletes the canary's consumer, then its stream,
-// while it runs: it sets them up again and goes on. Each is deleted right
-// after a round, as an operator would between rounds (a stream deleted
-// during a round's publish costs that round the probe's whole retry
-// budget, 15s, before it errors).
+// while it runs: it sets them up again and goes on. Each is deleted
+// between two rounds (OnRound runs before the next round starts), as an
+// operator would; a stream deleted during a round's publish would cost
+// that round the probe's whole retry budget, 15s, before it errors.
 func TestRecreatesWhatVanished(t *testing.T) {
 	t.Parallel()
 	s := natstest.RunServer(t)
 	_, js := natstest.Connect(t, s.ClientURL())
-	r := start(t, s.ClientURL(), func(c *Config) { c.Interval = 300 * time.Millisecond })
+	r := start(t, s.ClientURL(), nil)
 	r.okRounds(t, 2)
 	name := "ACKPROBE_" + r.c.ProbeConfig().ID
 	m := r.c.Metrics()
 
-	r.okRounds(t, 1)
 	start := time.Now()
-	if err := js.DeleteConsumer(ctxFor(t, 5*time.Second), name, name); err != nil {
-		t.Fatal(err)
-	}
+	r.betweenRounds(t, func() {
+		if err := js.DeleteConsumer(ctxFor(t, 5*time.Second), name, name); err != nil {
+			t.Error(err)
+		}
+	})
 	waitFor(t, 30*time.Second, "the consumer set up again", func() bool { v, _ := value(t, m, MetricRecreated); return v >= 1 })
 	r.okRounds(t, 1)
 	t.Logf("consumer deleted: set up again and a round finished in %s", time.Since(start))
 
 	start = time.Now()
-	if err := js.DeleteStream(ctxFor(t, 5*time.Second), name); err != nil {
-		t.Fatal(err)
-	}
+	r.betweenRounds(t, func() {
+		if err := js.DeleteStream(ctxFor(t, 5*time.Second), name); err != nil {
+			t.Error(err)
+		}
+	})
 	waitFor(t, 30*time.Second, "the stream set up again", func() bool { v, _ := value(t, m, MetricRecreated); return v >= 2 })
 	r.okRounds(t, 1)
 	t.Logf("stream deleted: set up again and a round finished in %s", time.Since(start))
-	if n, _ := r.count(VerdictError); n < 2 {
-		t.Errorf("%d rounds counted the vanished consumer or stream as an error, want 2", n)
+	if n, _ := r.count(VerdictError); n != 2 {
+		t.Errorf("%d rounds counted as errors, want 2: the vanished consumer's and the vanished stream's", n)
 	}
 	if _, err := js.Stream(ctxFor(t, 5*time.Second), name); err != nil {
 		t.Errorf("the stream was not set up again: %v", err)
