@@ -12,7 +12,7 @@ IMAGE     ?= ackprobe
 # helm, installed with go install, lives here; the deploy tests look it up.
 export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build run canary test test-short test-deploy tools image bench bench-natscli lint fmt cover golden fuzz clean
+.PHONY: all build run canary test test-short test-deploy tools image soak bench bench-natscli lint fmt cover golden fuzz clean
 
 all: build
 
@@ -53,6 +53,11 @@ image:
 ## bench: ackprobe's probe against a plain nats.go loop on a separate nats-server.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3s -count 1 -timeout 30m ./internal/bench/
+
+## soak: 5,000 real canary rounds back to back; the live heap after the
+## first 500 and after the last should match.
+soak:
+	$(GO) test -run '^$$' -bench BenchmarkCanaryRounds -benchtime 5000x -count 1 -timeout 30m ./internal/canary/
 
 ## bench-natscli: `nats bench js consume --doubleack` on the same kind of server, for reference.
 bench-natscli:
