@@ -65,6 +65,7 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 		newAckCmd(g, s, runF),
 		newInspectCmd(g, s, nil),
 		newCleanupCmd(g, s),
+		newCanaryCmd(g, s, nil),
 		newVersionCmd(s),
 	)
 	g.flags = root.PersistentFlags()

@@ -1,0 +1,115 @@
+package canary
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fatih/color"
+
+	"github.com/ackprobe/ackprobe/internal/probe"
+)
+
+// RoundDoc is the JSON document of one round (--json prints one per line):
+// the probe's Result, as compare --json prints it, with the canary's round
+// number, verdict, overall status and error in place of the Result's own
+// round and ok.
+type RoundDoc struct {
+	*probe.Result
+	// Round is the canary's round number (the Result's counts the rounds
+	// of one probe setup).
+	Round int `json:"round"`
+	// OK is true when the round finished without a failing finding.
+	OK bool `json:"ok"`
+	// Verdict is ok, warn, failed or error.
+	Verdict string `json:"verdict"`
+	// Status is the overall status after the round (see History).
+	Status string      `json:"status"`
+	Ended  time.Time   `json:"ended"`
+	Error  *RoundError `json:"error,omitempty"`
+}
+
+// Doc returns round o's JSON document, with the overall status after it.
+func Doc(o Outcome, status string) RoundDoc {
+	s := Summarize(o)
+	return RoundDoc{Result: o.Result, Round: o.Round, OK: s.Verdict == VerdictOK || s.Verdict == VerdictWarn,
+		Verdict: s.Verdict, Status: status, Ended: o.Ended.UTC(), Error: s.Error}
+}
+
+// Line renders round o in one compact line for a terminal: the round, its
+// verdict, the confirmed acks' p50 and p99 (the client's DoubleAck call),
+// the visibility lag's p99 (ack call → consumer state showed it, over the
+// read-backs that first showed it pending), the round's time and its
+// findings; or why it could not finish. The overall status follows when
+// it is not ok. colors says whether to color the verdict.
+func Line(o Outcome, status string, colors bool) string {
+	s := Summarize(o)
+	paint := func(c *color.Color, v string) string {
+		if !colors {
+			return v
+		}
+		c.EnableColor()
+		return c.Sprint(v)
+	}
+	pad := strings.Repeat(" ", max(0, 6-len(s.Verdict)))
+	verdict := s.Verdict
+	switch s.Verdict {
+	case VerdictOK:
+		verdict = paint(color.New(color.FgGreen), verdict)
+	case VerdictWarn:
+		verdict = paint(color.New(color.FgYellow), verdict)
+	default:
+		verdict = paint(color.New(color.FgRed, color.Bold), verdict)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "round %-5d %s%s", s.Round, verdict, pad)
+	for _, m := range s.Modes {
+		if m.Mode == probe.Confirmed {
+			fmt.Fprintf(&b, "  confirmed p50 %s p99 %s", us(m.AckP50US), us(m.AckP99US))
+		}
+	}
+	lag, lagged := 0.0, false
+	for _, m := range s.Modes {
+		if m.StaleReads > 0 && m.LagP99US >= lag {
+			lag, lagged = m.LagP99US, true
+		}
+	}
+	if lagged {
+		fmt.Fprintf(&b, "  visibility lag p99 %s", us(lag))
+	} else if len(s.Modes) > 0 {
+		b.WriteString("  visibility lag -")
+	}
+	fmt.Fprintf(&b, "  in %s", time.Duration(s.Elapsed).Round(time.Millisecond))
+	if len(s.Findings) > 0 {
+		parts := make([]string, 0, len(s.Findings))
+		for _, f := range s.Findings {
+			who := f.Code
+			if f.Mode != "" {
+				who += "/" + string(f.Mode)
+			}
+			parts = append(parts, fmt.Sprintf("%s %s×%d", f.Severity, who, f.Count))
+		}
+		b.WriteString("  findings: " + strings.Join(parts, ", "))
+	}
+	if s.Error != nil {
+		fmt.Fprintf(&b, "  %s: %s", s.Error.Kind, s.Error.Message)
+	}
+	if status != StatusOK {
+		b.WriteString("  [status " + status + "]")
+	}
+	return b.String()
+}
+
+// us renders microseconds as a duration: 312µs, 1.21ms, 1.5s.
+func us(v float64) string {
+	d := time.Duration(v * float64(time.Microsecond))
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
