@@ -66,6 +66,12 @@ func exported(t *testing.T) map[string]bool {
 	m.Record(canary.Outcome{Started: time.Now(), Ended: time.Now(), Reached: true, Result: &probe.Result{
 		Server: doc.ServerInfo{Name: "n1"}, Stream: "S", Consumer: "C",
 		Findings: []probe.Finding{{Code: probe.CodeStaleRead, Severity: probe.SeverityInfo}}}})
+	// A round of a per-node canary, led by n1.
+	m.Leading("n1")
+	m.AckDuration(probe.Confirmed, time.Millisecond)
+	m.Leading("")
+	m.Record(canary.Outcome{Started: time.Now(), Ended: time.Now(), Reached: true, Result: &probe.Result{
+		Nodes: []probe.NodeResult{{Server: "n1", LedWholeRound: true}}}})
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

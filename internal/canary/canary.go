@@ -87,6 +87,9 @@ type Canary struct {
 	vanished   bool
 	last       *probe.Result
 	pending    []probe.Leftover
+	// servers are the probe stream's peer set, when Probe.PerNode: each
+	// round is led by the next of them in turn.
+	servers []string
 }
 
 // New checks cfg and makes a canary: its metrics and history exist (and
@@ -248,7 +251,15 @@ func (c *Canary) round(ctx context.Context, n int) (o Outcome, fatal error) {
 		c.p, c.opened = p, true
 		o.Recreated, c.vanished = c.vanished, false
 	}
-	res, err := c.p.Round(ctx)
+	var res *probe.Result
+	var err error
+	if server := c.nextServer(ctx, n); server != "" {
+		c.metrics.Leading(server)
+		res, err = c.p.RoundOn(ctx, server)
+		c.metrics.Leading("")
+	} else {
+		res, err = c.p.Round(ctx)
+	}
 	if res != nil {
 		res.Server = c.conn.Server()
 		c.last = res
@@ -263,6 +274,25 @@ func (c *Canary) round(ctx context.Context, n int) (o Outcome, fatal error) {
 		c.afterError(ctx, err, stream, consumer)
 	}
 	return o, nil
+}
+
+// nextServer is the server to lead round n of a per-node canary (the
+// peer set in turn), or "" for a canary that is not per node, or when the
+// peer set cannot be read now (the round then runs where the leaders are).
+func (c *Canary) nextServer(ctx context.Context, n int) string {
+	if !c.cfg.Probe.PerNode {
+		return ""
+	}
+	if len(c.servers) == 0 || n%len(c.servers) == 1 {
+		// Read again at the start of each turn: the peer set can change.
+		if _, servers, err := c.p.Peers(ctx); err == nil {
+			c.servers = servers
+		}
+	}
+	if len(c.servers) == 0 {
+		return ""
+	}
+	return c.servers[(n-1)%len(c.servers)]
 }
 
 // afterError decides, after a round that could not finish, whether the

@@ -381,3 +381,46 @@ func TestTwoCanaries(t *testing.T) {
 	b.shutdown(t)
 	nothingLeft(t, js)
 }
+
+// TestPerNodeCanary: with --per-node, each round is led by the next server
+// of the probe stream's peer set, and the node metrics name the server.
+func TestPerNodeCanary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	t.Parallel()
+	c := natstest.RunCluster(t, 3)
+	_, js := natstest.Connect(t, c.URLs())
+	r := start(t, c.URLs(), func(conf *Config) {
+		conf.Probe.PerNode = true
+		conf.Interval = 50 * time.Millisecond
+	})
+	m := r.c.Metrics()
+	waitFor(t, 90*time.Second, "an ok round led by each server", func() bool {
+		for _, n := range []string{"n1", "n2", "n3"} {
+			if v, _ := value(t, m, MetricNodeRounds, "consumer_leader", n, "result", ResultOK); v < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if v, _ := value(t, m, MetricNodeAckDuration, "mode", "confirmed", "consumer_leader", n); v < 5 {
+			t.Errorf("%s: %g confirmed ack durations, want at least a round's", n, v)
+		}
+	}
+	r.mu.Lock()
+	for _, o := range r.rounds {
+		if o.Result != nil && len(o.Result.Nodes) == 1 && o.Result.Nodes[0].LedWholeRound {
+			if got := leaderOf(o.Result); got != o.Result.Nodes[0].Server {
+				t.Errorf("round %d meant for %s was led by %s", o.Round, o.Result.Nodes[0].Server, got)
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.shutdown(t)
+	if r.err != nil || len(r.left) > 0 {
+		t.Errorf("Run: %v, left %v", r.err, r.left)
+	}
+	nothingLeft(t, js)
+}

@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,9 @@ const (
 	MetricReconnects    = "ackprobe_reconnects_total"
 	MetricLeaderChanges = "ackprobe_consumer_leader_changes_total"
 	MetricRecreated     = "ackprobe_probe_recreated_total"
+	// With --per-node: ack calls and rounds by the server that led them.
+	MetricNodeAckDuration = "ackprobe_node_ack_duration_seconds"
+	MetricNodeRounds      = "ackprobe_node_rounds_total"
 )
 
 // Round results, the values of ackprobe_rounds_total's result label.
@@ -91,6 +95,12 @@ type Metrics struct {
 	lastRound, up, interval prometheus.Gauge
 	probeInfo               *prometheus.GaugeVec
 
+	// nodeAckDuration and nodeRounds label the rounds of a per-node
+	// canary with the server that was made to lead them.
+	nodeAckDuration *prometheus.HistogramVec
+	nodeRounds      *prometheus.CounterVec
+	node            atomic.Pointer[string]
+
 	// observers are the per-mode histogram children, looked up once.
 	observers map[probe.Mode]*modeObservers
 	info      [5]string
@@ -135,6 +145,8 @@ func NewMetrics(b BuildInfo, modes []probe.Mode, interval time.Duration) *Metric
 	m.lastRound = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricLastRound, Help: "Unix time at which the last round ended, whatever its result."})
 	m.up = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricUp, Help: "1 when the last round reached the server (it finished, or the server answered its error), 0 otherwise."})
 	m.interval = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricInterval, Help: "The canary's --interval: a round starts this often."})
+	m.nodeAckDuration = hist(MetricNodeAckDuration, "With --per-node: ack calls as ackprobe_ack_duration_seconds, by the server made to lead the probe stream and consumer for the round (consumer_leader).", LatencyBuckets, "mode", "consumer_leader")
+	m.nodeRounds = counter(MetricNodeRounds, "With --per-node: rounds by the server made to lead them, and result (ok, failed, error, or not_led: the leaders did not get there, or moved during the round).", "consumer_leader", "result")
 	m.probeInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricProbeInfo, Help: "What the last round probed (value 1), labelled as the NATS exporters label it, to join on: the server connected to, its cluster, the probe stream and consumer, and the consumer's leader."},
 		[]string{"server_name", "cluster", "stream_name", "consumer_name", "consumer_leader"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricBuildInfo, Help: "ackprobe's version and commit, and the nats.go and nats-server versions it was built with (value 1)."},
@@ -143,7 +155,7 @@ func NewMetrics(b BuildInfo, modes []probe.Mode, interval time.Duration) *Metric
 
 	m.reg.MustRegister(m.ackDuration, m.ackVisibility, m.serverAckTime, m.roundDuration,
 		m.acks, m.ackErrors, m.ackRetries, m.staleReads, m.redeliveries, m.findings, m.rounds,
-		m.reconnects, m.leaderChanges, m.recreated,
+		m.reconnects, m.leaderChanges, m.recreated, m.nodeAckDuration, m.nodeRounds,
 		m.lastRound, m.up, m.interval, m.probeInfo, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -208,9 +220,23 @@ func (m *Metrics) observer(mode probe.Mode) *modeObservers {
 	return &modeObservers{m.ackDuration.WithLabelValues(l), m.ackVisibility.WithLabelValues(l), m.serverAckTime.WithLabelValues(l)}
 }
 
-// AckDuration implements probe.Observer: ackprobe_ack_duration_seconds.
+// AckDuration implements probe.Observer: ackprobe_ack_duration_seconds,
+// and in a per-node round ackprobe_node_ack_duration_seconds.
 func (m *Metrics) AckDuration(mode probe.Mode, d time.Duration) {
 	m.observer(mode).duration.Observe(d.Seconds())
+	if node := m.node.Load(); node != nil {
+		m.nodeAckDuration.WithLabelValues(string(mode), *node).Observe(d.Seconds())
+	}
+}
+
+// Leading says which server the leaders were moved to for the round now
+// running ("" when none).
+func (m *Metrics) Leading(server string) {
+	if server == "" {
+		m.node.Store(nil)
+		return
+	}
+	m.node.Store(&server)
 }
 
 // AckVisibility implements probe.Observer: ackprobe_ack_visibility_seconds.
@@ -242,6 +268,13 @@ func (m *Metrics) Record(o Outcome) {
 		}
 	}
 	m.rounds.WithLabelValues(o.ResultLabel()).Inc()
+	if res := o.Result; res != nil && len(res.Nodes) == 1 {
+		result := o.ResultLabel()
+		if !res.Nodes[0].LedWholeRound {
+			result = "not_led"
+		}
+		m.nodeRounds.WithLabelValues(res.Nodes[0].Server, result).Inc()
+	}
 	m.roundDuration.Observe(o.Duration().Seconds())
 	m.lastRound.Set(float64(o.Ended.UnixNano()) / 1e9)
 	if o.Reached {

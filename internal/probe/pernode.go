@@ -102,6 +102,42 @@ func versionBelow(v, min string) bool {
 	return slices.Compare(parse(v), parse(min)) < 0
 }
 
+// Peers returns the cluster's name and the servers of the probe stream's
+// peer set, its leader first (stream info's cluster section).
+func (p *Probe) Peers(ctx context.Context) (string, []string, error) { return p.peers(ctx) }
+
+// RoundOn moves the probe stream's and consumer's leaders to server (one
+// of Peers) and runs a round there, as a per-node probe does for each
+// server: the Result's Modes are the round's, and its one NodeResult says
+// how the leaders got there and whether server led the whole round. The
+// canary with --per-node probes one server a round, in turn.
+func (p *Probe) RoundOn(ctx context.Context, server string) (*Result, error) {
+	started := time.Now()
+	cluster, _, _ := p.peers(ctx)
+	n := &nodeRun{server: server, cluster: cluster, probed: true, rtt: newRecorder()}
+	n.placement, n.placed = p.place(ctx, server)
+	var err error
+	if n.placed {
+		err = p.roundThere(ctx, n)
+	}
+	return p.result(n.r, []*nodeRun{n}, nil, started), p.wrap(ctx, err)
+}
+
+// roundThere runs a round on a node whose leaders are in place, reading
+// the consumer's leader before and after it.
+func (p *Probe) roundThere(ctx context.Context, n *nodeRun) error {
+	before := p.roundTrips(ctx, n)
+	r, err := p.round(ctx)
+	n.r = r
+	after, replicas := p.leaderNow(ctx)
+	n.replicas = replicas
+	if r != nil {
+		n.leaders = r.leadersSeen()
+	}
+	n.led = before == n.server && after == n.server && len(n.leaders) <= 1
+	return err
+}
+
 // peers returns the servers of the probe stream's peer set, leader first.
 func (p *Probe) peers(ctx context.Context) (string, []string, error) {
 	si, err := retryCall(ctx, p, nil, func(ctx context.Context) (*jetstream.StreamInfo, error) { return p.streamHandle.Info(ctx) })
@@ -144,16 +180,7 @@ func (p *Probe) perNode(ctx context.Context) ([]*nodeRun, error) {
 		if !n.placed {
 			continue
 		}
-		before := p.roundTrips(ctx, n)
-		r, err := p.round(ctx)
-		n.r = r
-		after, replicas := p.leaderNow(ctx)
-		n.replicas = replicas
-		if r != nil {
-			n.leaders = r.leadersSeen()
-		}
-		n.led = before == name && after == name && len(n.leaders) <= 1
-		if err != nil {
+		if err := p.roundThere(ctx, n); err != nil {
 			return nodes, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -288,6 +289,12 @@ func (p *Probe) result(r *roundRun, nodes []*nodeRun, left []Leftover, started t
 	if nodes != nil {
 		var found []Finding
 		res.Nodes, found = p.nodeResults(nodes)
+		if r != nil {
+			// A round on one node (RoundOn): its findings are the
+			// round's, judged above; only what is about the node itself
+			// is added.
+			found = slices.DeleteFunc(found, func(f Finding) bool { return f.Mode != "" })
+		}
 		res.Findings = append(res.Findings, found...)
 		for _, n := range nodes {
 			if n.r != nil && res.ServerSampling == "" {
