@@ -28,6 +28,10 @@ type connWatch struct {
 	budget  time.Duration
 	ping    time.Duration
 	lastErr error // the connection's last error when the watch began
+	// now and flush are time.Now and a PING round trip (tests replace
+	// them).
+	now   func() time.Time
+	flush func() error
 
 	mu          sync.Mutex
 	downSince   time.Time
@@ -36,6 +40,8 @@ type connWatch struct {
 
 func (w *connWatch) init(nc *nats.Conn, url string, budget, ping time.Duration) {
 	w.nc, w.url, w.budget, w.ping = nc, url, budget, ping
+	w.now = time.Now
+	w.flush = func() error { return nc.FlushTimeout(ping) }
 	if nc != nil {
 		w.lastErr = nc.LastError()
 	}
@@ -60,7 +66,7 @@ func (w *connWatch) lost() error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	now := time.Now()
+	now := w.now()
 	if w.nc.IsConnected() {
 		w.downSince = time.Time{}
 	} else if w.downSince.IsZero() {
@@ -97,6 +103,13 @@ func (w *connWatch) rebase() {
 	}
 }
 
+// answered is told that the server answered a request: it is not silent.
+func (w *connWatch) answered() {
+	w.mu.Lock()
+	w.silentSince = time.Time{}
+	w.mu.Unlock()
+}
+
 // check is told of a request that failed: after a timeout it sends the
 // server a PING, and a server that does not answer it either is counted
 // as silent until one does.
@@ -104,14 +117,14 @@ func (w *connWatch) check(err error) {
 	if w.nc == nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) || !w.nc.IsConnected() {
 		return
 	}
-	ferr := w.nc.FlushTimeout(w.ping)
+	ferr := w.flush()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
 	case ferr == nil:
 		w.silentSince = time.Time{}
 	case w.silentSince.IsZero():
-		w.silentSince = time.Now().Add(-w.ping)
+		w.silentSince = w.now().Add(-w.ping)
 	}
 }
 

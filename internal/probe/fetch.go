@@ -46,11 +46,22 @@ func (f *fetcher) pull(ctx context.Context, n int) fetched {
 			return fetched{}, err
 		}
 		out := f.once(ctx, n, p.cfg.Timeout)
-		if len(out.msgs) > 0 || out.err == nil || errors.Is(out.err, context.DeadlineExceeded) && ctx.Err() == nil {
+		if len(out.msgs) > 0 || out.err == nil {
+			p.conn.answered() // messages, or the server's own expiry of the request
+			return out, nil
+		}
+		if errors.Is(out.err, context.DeadlineExceeded) && ctx.Err() == nil {
+			// No answer at all: the caller decides what that means.
+			p.conn.check(out.err)
 			return out, nil
 		}
 		if leaderless(out.err) && !transient(out.err) {
-			// No consumer leader to take the pull request.
+			// No consumer leader to take the pull request, or no
+			// consumer at all (deleted while the round ran).
+			if f.consumerGone(ctx) {
+				out.err = fmt.Errorf("consumer %q: %w", p.consumer, jetstream.ErrConsumerNotFound)
+				return out, out.err
+			}
 			out.err = &retryable{out.err}
 		}
 		return out, out.err
@@ -60,6 +71,15 @@ func (f *fetcher) pull(ctx context.Context, n int) fetched {
 	}
 	f.dist.answered()
 	return got
+}
+
+// consumerGone reports, after a pull request nobody answered, whether the
+// probe consumer is gone rather than leaderless.
+func (f *fetcher) consumerGone(ctx context.Context) bool {
+	cctx, cancel := f.r.p.call(ctx)
+	defer cancel()
+	_, err := f.r.p.js.Consumer(cctx, f.r.p.stream, f.r.p.consumer)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // once sends one pull request for n messages that expires after wait.

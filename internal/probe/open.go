@@ -136,6 +136,7 @@ func retryCall[T any](ctx context.Context, p *Probe, d *disturbance, op func(con
 		v, err := op(ctx)
 		if err == nil {
 			d.answered()
+			p.conn.answered()
 			return v, nil
 		}
 		p.conn.check(err)

@@ -80,6 +80,10 @@ func (p *Probe) round(ctx context.Context) (*roundRun, error) {
 		return nil, errors.New("probe is not open")
 	}
 	p.rounds++
+	// What an earlier round saw of the connection (a refusal, a silent
+	// server) is that round's: this one starts afresh.
+	p.conn.rebase()
+	p.conn.answered()
 	r := &roundRun{p: p, n: p.rounds, started: time.Now(), upfront: p.cfg.Count == 1}
 	for range p.cfg.Modes {
 		r.modes = append(r.modes, &modeRecord{dist: newDisturbance(p.nc)})
@@ -149,7 +153,11 @@ func (r *roundRun) publish(ctx context.Context, i int) error {
 				return struct{}{}, lost
 			}
 			if leaderless(err) && !transient(err) {
-				err = &retryable{err} // no stream leader for a moment
+				// No stream leader for a moment, or no stream at all.
+				if r.streamGone(ctx) {
+					return struct{}{}, fmt.Errorf("stream %q: %w", p.stream, jetstream.ErrStreamNotFound)
+				}
+				err = &retryable{err}
 			}
 			return struct{}{}, err
 		}, d.retried)
@@ -161,6 +169,15 @@ func (r *roundRun) publish(ctx context.Context, i int) error {
 		r.progress("publish", mode, sent, total)
 	}
 	return nil
+}
+
+// streamGone reports, after a publish nobody answered, whether the probe
+// stream is gone (deleted while the round ran) rather than leaderless.
+func (r *roundRun) streamGone(ctx context.Context) bool {
+	cctx, cancel := r.p.call(ctx)
+	defer cancel()
+	_, err := r.p.js.Stream(cctx, r.p.stream)
+	return errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // publishWindow publishes the messages of a window not yet stored and
