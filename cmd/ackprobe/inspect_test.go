@@ -50,7 +50,7 @@ func newInspectServer(t *testing.T) *inspectServer {
 	is := &inspectServer{url: s.ClientURL(), js: js}
 	is.consumer(t, "ACKPROBE_T", jetstream.ConsumerConfig{Durable: "ACKPROBE_T", AckPolicy: jetstream.AckExplicitPolicy, Metadata: mark})
 	is.publish(t, 10)
-	is.fetch(t, is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy}), 3)
+	is.fetch(t, is.consumer(t, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Hour /* outlives any test run: no ack-wait-expired */}), 3)
 	// While it holds two, MaxAckPending 2 keeps the server from
 	// delivering new messages: the second fetch can only be answered by
 	// the redelivery of the same two, whenever the server's timer fires.

@@ -43,7 +43,7 @@ func fixture(t *testing.T) jetstream.JetStream {
 	mustConsumer(t, js, "ACKPROBE_T", jetstream.ConsumerConfig{Durable: "ACKPROBE_T", AckPolicy: jetstream.AckExplicitPolicy, Metadata: mark})
 	publish(t, js, "orders.new", 10)
 
-	worker := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy})
+	worker := mustConsumer(t, js, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Hour /* outlives any test run: no ack-wait-expired */})
 	fetch(t, worker, 3)
 	// While it holds two, MaxAckPending 2 keeps the server from
 	// delivering new messages: the second fetch can only be answered by
