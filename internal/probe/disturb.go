@@ -177,6 +177,14 @@ func newDisturbance(nc *nats.Conn) *disturbance {
 	return &disturbance{nc: nc, reconnects0: nc.Stats().Reconnects}
 }
 
+// begin counts reconnects from now on: a mode's reconnects are those
+// while it ran, not those of the modes before it in the round.
+func (d *disturbance) begin() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reconnects0 = d.nc.Stats().Reconnects
+}
+
 // retried records a failed attempt that will be retried.
 func (d *disturbance) retried(err error) {
 	if d == nil {

@@ -78,7 +78,12 @@ func TestCutConnection(t *testing.T) {
 		res := runFaulty(t, faults.Config{CutAfter: 30}, probe.Standard)
 		m := res.Modes[0]
 		if f := res.Faults; f == nil || f.CutAfter != 30 || f.Cuts != 1 || f.AckFrames < 30 {
-			t.Errorf("faults %+v", f)
+			t.Fatalf("faults %+v", f)
+		}
+		// Every ack frame the proxy counted is the mode's own: the cut
+		// came after the mode's 30th ack, not the setup's.
+		if *m.AckFrames != res.Faults.AckFrames {
+			t.Errorf("the mode sent %d ack frames, the proxy saw %d", *m.AckFrames, res.Faults.AckFrames)
 		}
 		if *m.AcksLost == 0 || m.RedeliveredAfterAck == 0 || m.AckedOnce+m.RedeliveredMessages != 100 {
 			t.Errorf("standard after a cut: lost %d, redelivered after ack %d, acked once %d", *m.AcksLost, m.RedeliveredAfterAck, m.AckedOnce)

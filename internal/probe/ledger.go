@@ -135,6 +135,14 @@ func newLedger(modes []Mode, count int, ackWait time.Duration, baseDseq uint64, 
 // published records that mode i stored a message at stream sequence seq.
 // Sequences of one mode come roughly in order; a lower one than seen so far
 // (a retried publish answered late) grows the record at the front.
+// firstStored is the stream sequence of mode i's first stored message, 0
+// before any.
+func (l *ledger) firstStored(i int) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.modes[i].first
+}
+
 func (l *ledger) published(i int, seq uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -57,6 +57,11 @@ func (r *roundRun) runMode(ctx context.Context, i int) (err error) {
 	m := &modeRun{r: r, i: i, mode: p.cfg.Modes[i], rec: rec}
 	rec.ran = true
 	rec.t0 = time.Now()
+	if i > 0 {
+		// The first mode counts from the round's start, which stored
+		// every mode's messages when upfront.
+		rec.dist.begin()
+	}
 	var faults0 FaultStats
 	if f := p.cfg.Faults; f != nil {
 		faults0 = f.Stats()

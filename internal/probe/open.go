@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -230,11 +231,25 @@ func (p *Probe) maxAge() time.Duration {
 	return time.Hour + time.Duration(p.cfg.Count*len(p.cfg.Modes))*5*time.Millisecond
 }
 
-// msgBytes estimates, generously, what one probe message takes in the
-// stream: subject, headers (run, mode, message id), payload, and the
-// store's own record.
+// msgBytes is what one probe message takes, at most, in one replica of the
+// stream: the largest message of the run as published (Msg.Size: subject,
+// headers as sent, payload; the highest sequence, a round number of ten
+// digits, the longest mode), plus the store's own record (the file
+// store's 34 bytes: length, sequence, time, subject and header lengths,
+// hash; the memory store's is 16), plus a quarter for what a later server
+// version adds. The probe stream's max_bytes is this times the messages of
+// a round: too small, and the stream would drop the round's own first
+// messages (discard old); checkKept makes that an error.
 func (p *Probe) msgBytes() int64 {
-	return int64(128 + 2*len(p.subject) + 2*len(p.cfg.ID) + 64)
+	longest := p.cfg.Modes[0]
+	for _, m := range p.cfg.Modes {
+		if len(m) > len(longest) {
+			longest = m
+		}
+	}
+	const record = 34
+	size := int64(p.message(math.MaxInt32, longest, p.cfg.Count*len(p.cfg.Modes)).Size() + record)
+	return size + size/4
 }
 
 // fitLimits reads the account's JetStream limits ($JS.API.INFO) and fits
@@ -359,7 +374,7 @@ func (p *Probe) checkUserStream(ctx context.Context, st jetstream.Stream) error 
 	if si.Config.MaxMsgs > 0 && si.State.Msgs+total > uint64(si.Config.MaxMsgs) {
 		return refuse("it holds %d of at most %d messages; %d probe messages could push the stream past its limit", si.State.Msgs, si.Config.MaxMsgs, total)
 	}
-	if si.Config.MaxBytes > 0 && si.State.Bytes+total*probeMsgBytes > uint64(si.Config.MaxBytes) {
+	if si.Config.MaxBytes > 0 && si.State.Bytes+total*uint64(p.msgBytes()) > uint64(si.Config.MaxBytes) {
 		return refuse("it holds %d of at most %d bytes; the probe messages could push the stream past its limit", si.State.Bytes, si.Config.MaxBytes)
 	}
 	if si.Config.MaxMsgsPerSubject > 0 && total > uint64(si.Config.MaxMsgsPerSubject) {
@@ -430,9 +445,6 @@ func (p *Probe) checkCopies(ctx context.Context, name, subject string, refuse fu
 	}
 	return nil
 }
-
-// probeMsgBytes is a generous estimate of one probe message's stored size.
-const probeMsgBytes = 256
 
 // batchMax is the most messages fetched at once.
 const batchMax = 256

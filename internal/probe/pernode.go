@@ -350,23 +350,30 @@ func (p *Probe) nodeResults(nodes []*nodeRun) ([]NodeResult, []Finding) {
 	return out, append(all, slowest(out)...)
 }
 
-// slowNodeRatio and slowNodeMargin are how much slower than the median of
-// the others a node's confirmed acks must be, at p90, to be called slow.
+// slowNodeRatio, slowNodeMeanRatio and slowNodeMargin are how much slower
+// than the median of the others a node's acks must be to be called slow:
+// at p90 by slowNodeRatio and at least slowNodeMargin, and on average by
+// slowNodeMeanRatio. Both figures must stand out: on a loaded machine one
+// node's p90 alone reaches twice the others' now and then (a scheduler
+// hiccup during its round), while a node that stalls again and again
+// moves its mean as well.
 const (
-	slowNodeRatio  = 2.0
-	slowNodeMargin = 200 * time.Microsecond
+	slowNodeRatio     = 3.0
+	slowNodeMeanRatio = 2.0
+	slowNodeMargin    = time.Millisecond
 )
 
 // slowest names the slowest node among those that led their whole round:
-// by confirmed ack p90 (by the standard acks' visibility lag p90 when the
-// run has no confirmed acks), against the median of the others. p90: a
-// node that stalls now and then (a slow disk, a starved CPU) delays a
-// share of the acks a lot, which p50 hides; the mean and the tail also
-// move with a single pause of the client's own machine.
+// by confirmed ack p90 and mean (by the standard acks' visibility lag when
+// the run has no confirmed acks), each against the median of the others.
+// p90 ranks: a node that stalls now and then (a slow disk, a starved CPU)
+// delays a share of the acks a lot, which p50 hides; the mean confirms
+// that the stalls are many rather than one pause of the client's own
+// machine.
 func slowest(nodes []NodeResult) []Finding {
 	type figure struct {
-		server string
-		us     float64
+		server   string
+		p90, avg float64
 	}
 	var figs []figure
 	what := "confirmed ack p90"
@@ -377,36 +384,41 @@ func slowest(nodes []NodeResult) []Finding {
 		for _, m := range n.Modes {
 			switch {
 			case m.Mode == Confirmed && m.AckLatencyUS.Count > 0:
-				figs = append(figs, figure{n.Server, m.AckLatencyUS.P90})
+				figs = append(figs, figure{n.Server, m.AckLatencyUS.P90, m.AckLatencyUS.Mean})
 			case m.Mode == Standard && len(n.Modes) == 1 && m.Visibility.LagUS.Count > 0:
 				what = "standard ack visibility lag p90"
-				figs = append(figs, figure{n.Server, m.Visibility.LagUS.P90})
+				figs = append(figs, figure{n.Server, m.Visibility.LagUS.P90, m.Visibility.LagUS.Mean})
 			}
 		}
 	}
 	if len(figs) < 2 {
 		return nil
 	}
-	sort.Slice(figs, func(i, j int) bool { return figs[i].us > figs[j].us })
+	sort.Slice(figs, func(i, j int) bool { return figs[i].p90 > figs[j].p90 })
 	top := figs[0]
-	var others []float64
-	for _, f := range figs[1:] {
-		others = append(others, f.us)
+	median := func(pick func(figure) float64) float64 {
+		var v []float64
+		for _, f := range figs[1:] {
+			v = append(v, pick(f))
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 0 {
+			return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		return v[len(v)/2]
 	}
-	sort.Float64s(others)
-	med := others[len(others)/2]
-	if len(others)%2 == 0 {
-		med = (others[len(others)/2-1] + others[len(others)/2]) / 2
-	}
-	ratio := top.us / max(med, 1)
-	margin := time.Duration((top.us - med) * float64(time.Microsecond))
-	if ratio >= slowNodeRatio && margin >= slowNodeMargin {
+	med := median(func(f figure) float64 { return f.p90 })
+	medAvg := median(func(f figure) float64 { return f.avg })
+	ratio := top.p90 / max(med, 1)
+	avgRatio := top.avg / max(medAvg, 1)
+	margin := time.Duration((top.p90 - med) * float64(time.Microsecond))
+	if ratio >= slowNodeRatio && avgRatio >= slowNodeMeanRatio && margin >= slowNodeMargin {
 		return []Finding{{Code: CodeSlowNode, Node: top.server, Severity: SeverityWarn, Count: 1,
-			Message: fmt.Sprintf("%s is the slowest node: %s %s there, %.1f× the median of the others (%s)", top.server, what, usDuration(top.us), ratio, usDuration(med))}}
+			Message: fmt.Sprintf("%s is the slowest node: %s %s there, %.1f× the median of the others (%s); mean %.1f× theirs", top.server, what, usDuration(top.p90), ratio, usDuration(med), avgRatio)}}
 	}
 	return []Finding{{Code: CodeNodesEven, Severity: SeverityInfo, Count: len(figs),
 		Message: fmt.Sprintf("no node stands out: %s from %s (%s) to %s (%s), %.1f× the median of the others at most",
-			what, usDuration(figs[len(figs)-1].us), figs[len(figs)-1].server, usDuration(top.us), top.server, ratio)}}
+			what, usDuration(figs[len(figs)-1].p90), figs[len(figs)-1].server, usDuration(top.p90), top.server, ratio)}}
 }
 
 // clusterServers lists the servers of the cluster by name when the account

@@ -168,7 +168,7 @@ func (r *roundRun) publish(ctx context.Context, i int) error {
 		sent += n
 		r.progress("publish", mode, sent, total)
 	}
-	return nil
+	return r.checkKept(ctx, i)
 }
 
 // streamGone reports, after a publish nobody answered, whether the probe
@@ -196,17 +196,7 @@ func (r *roundRun) publishWindow(ctx context.Context, i, offset int, done []bool
 		if done[j] {
 			continue
 		}
-		seq := offset + j + 1
-		msg := &nats.Msg{
-			Subject: p.subject,
-			Header: nats.Header{
-				headerRun:             []string{p.cfg.ID},
-				headerMode:            []string{string(mode)},
-				jetstream.MsgIDHeader: []string{fmt.Sprintf("ackprobe-%s-%d-%s-%d", p.cfg.ID, r.n, mode, seq)},
-			},
-			Data: fmt.Appendf(nil, "ackprobe %s round %d %s %d", p.cfg.ID, r.n, mode, seq),
-		}
-		f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(p.stream))
+		f, err := p.js.PublishMsgAsync(p.message(r.n, mode, offset+j+1))
 		if err != nil {
 			firstErr = err
 			break
@@ -229,6 +219,44 @@ func (r *roundRun) publishWindow(ctx context.Context, i, offset int, done []bool
 		}
 	}
 	return firstErr
+}
+
+// message is the probe message seq of mode in round n, as published: the
+// run and mode headers, a message id (Nats-Msg-Id) unique to the run,
+// round, mode and sequence, and the expected stream
+// (Nats-Expected-Stream), so that a stream that is not the probe's never
+// stores it.
+func (p *Probe) message(n int, mode Mode, seq int) *nats.Msg {
+	return &nats.Msg{
+		Subject: p.subject,
+		Header: nats.Header{
+			headerRun:                      []string{p.cfg.ID},
+			headerMode:                     []string{string(mode)},
+			jetstream.MsgIDHeader:          []string{fmt.Sprintf("ackprobe-%s-%d-%s-%d", p.cfg.ID, n, mode, seq)},
+			jetstream.ExpectedStreamHeader: []string{p.stream},
+		},
+		Data: fmt.Appendf(nil, "ackprobe %s round %d %s %d", p.cfg.ID, n, mode, seq),
+	}
+}
+
+// checkKept reads the stream's first sequence after mode i's messages were
+// stored: a stream whose limits dropped any of them (discard old) would
+// leave the probe waiting for deliveries that cannot come, so that is an
+// error here, loud and at once, rather than lost_delivery findings later.
+func (r *roundRun) checkKept(ctx context.Context, i int) error {
+	first := r.l.firstStored(i)
+	if first == 0 {
+		return nil
+	}
+	si, err := retryCall(ctx, r.p, r.modes[i].dist, func(ctx context.Context) (*jetstream.StreamInfo, error) { return r.p.streamHandle.Info(ctx) })
+	if err != nil {
+		return fmt.Errorf("read stream %q: %w", r.p.stream, err)
+	}
+	if si.State.FirstSeq > first {
+		return fmt.Errorf("stream %q no longer holds this round's messages from sequence %d (its first is now %d; max_bytes %d, max_msgs %d, discard %s): its limits dropped them as they were stored",
+			r.p.stream, first, si.State.FirstSeq, si.Config.MaxBytes, si.Config.MaxMsgs, si.Config.Discard)
+	}
+	return nil
 }
 
 func cmpErr(first, next error) error {
