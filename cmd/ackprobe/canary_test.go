@@ -77,7 +77,7 @@ func TestCanaryBadInput(t *testing.T) {
 	}{
 		{[]string{"--interval", "0s"}, "--interval must be positive"},
 		{[]string{"--interval", "-1s"}, "--interval must be positive"},
-		{[]string{"--interval", "soon"}, "invalid argument"},
+		{[]string{"--interval", "soon"}, "is not a duration"},
 		{[]string{"--window", "0"}, "--window must be between 1 and 1000"},
 		{[]string{"--listen", "9464"}, "--listen \"9464\""},
 		{[]string{"--listen", "256.1.1.1:9464"}, "--listen 256.1.1.1:9464"},

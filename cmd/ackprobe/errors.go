@@ -52,6 +52,9 @@ func checkURL(raw string) error {
 	if u.Hostname() == "" {
 		return usageErr(fmt.Sprintf("--server %q has no host", connect.Redact(raw)))
 	}
+	if strings.Count(u.Host, ":") > 1 && !strings.HasPrefix(u.Host, "[") {
+		return usageErr(fmt.Sprintf("--server %q: an IPv6 address goes in brackets, such as nats://[::1]:4222", connect.Redact(raw)))
+	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return usageErr(fmt.Sprintf("--server %q: port %q is not a number from 1 to 65535", connect.Redact(raw), p))
@@ -150,7 +153,7 @@ func explainText(err error) string {
 		}
 		return err.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return fmt.Sprintf("%v: the server did not answer in time (raise --timeout, or check permissions on $JS.API.>)", err)
+		return fmt.Sprintf("%v: the server did not answer in time: it may be overloaded, or the stream's or consumer's leader may be down or being elected; raise --timeout to wait longer", err)
 	}
 	return err.Error()
 }
@@ -283,7 +286,7 @@ func apiHint(code jetstream.ErrorCode, t topology) string {
 	case 10028: // JSMemoryResourcesExceededErr
 		return "not enough JetStream memory: the account's max_mem, or the server's own max_mem (jetstream { max_mem }, which an account cannot see), leaves no room for the probe stream; lower --count or use --storage file"
 	case 10047: // JSStorageResourcesExceededErr
-		return "not enough JetStream file storage: the account's max_file, or the server's own max_file (jetstream { max_file }, which an account cannot see), leaves no room for the probe stream; lower --count or use --storage memory"
+		return "not enough JetStream file storage: the account's max_file, or the server's own max_file (jetstream { max_file }, which an account cannot see), leaves no room for the probe stream; lower --count, or free file storage on the servers"
 	case 10005: // JSClusterNoPeersErrF
 		if t == standalone {
 			return "the server found no place for the stream (its placement, or no room for its max_bytes)"

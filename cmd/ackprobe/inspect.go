@@ -142,7 +142,7 @@ func newInspectCmd(g *globalOptions, s streams, runF func(*inspectOptions) error
 		},
 	}
 	// A bad flag is reported in the format asked for so far.
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return o.fail(s, usageErr(err.Error())) })
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return o.fail(s, usageErr(flagError(err))) })
 	f := cmd.Flags()
 	f.DurationVar(&o.watch, "watch", 0, "refresh every DUR and show what moved since the previous refresh (Ctrl-C stops); with --format nagios or prometheus, two looks DUR apart")
 	f.StringVar(&o.format, "format", formatText, "output: text, json (as --json), nagios or prometheus")

@@ -12,6 +12,10 @@ import (
 )
 
 func main() {
+	// A reader that goes away (ackprobe compare | head) makes writes fail
+	// with EPIPE instead of killing the process, so that what the run
+	// created (its stream, an embedded server's store) is still removed.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal, restore the default so a second one

@@ -52,7 +52,7 @@ func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
 	f.StringVar(&o.consumer, "consumer", "", "consumer to probe with; only one that ackprobe created (default: a new one, deleted at the end)")
 	f.StringVar(&o.storage, "storage", "", "storage of a stream ackprobe creates: memory (default) or file; for a stream that exists, must match it")
 	f.IntVar(&o.replicas, "replicas", 0, "replicas of the stream ackprobe creates (default 1); for a stream that exists, must match it")
-	f.DurationVar(&o.ackWait, "ack-wait", d.AckWait, "AckWait of the consumer ackprobe creates (at least 1ms)")
+	f.DurationVar(&o.ackWait, "ack-wait", d.AckWait, "AckWait of the consumer ackprobe creates (at least 1ms); a consumer reused with --consumer must have this AckWait when given")
 	f.IntVar(&o.concurrency, "concurrency", d.Concurrency, "confirmed acks in flight at once")
 	f.IntVar(&o.maxAckPending, "max-ack-pending", 0, "max_ack_pending of the consumer ackprobe creates (default 1,000, or the account's max_ack_pending when lower)")
 	f.IntVar(&o.retries, "retries", d.Retries, "most times a failed confirmed ack is sent again; -1: as often as fits before the message's AckWait runs out (at least one --timeout)")
@@ -62,7 +62,7 @@ func addProbeFlags(f *pflag.FlagSet, o *probeOptions) {
 	f.Float64Var(&o.minRate, "min-rate", 0, "check: fail (exit 1) when confirmed acks per second (until the server showed the last one) are below this")
 	f.Float64Var(&o.dropAcks, "drop-acks", 0, "fault injection: drop this share (0 to 1) of the ack frames ackprobe sends, through a proxy in front of the server")
 	f.IntVar(&o.cutAfter, "cut-after", 0, "fault injection: sever the connection right after the Nth ack frame, then let the client reconnect")
-	f.DurationVar(&o.ackTimeout, "ack-timeout", 0, "time limit of one confirmed-ack attempt (default: a third of --ack-wait, at least 50ms, at most --timeout; with fault injection a tenth of --ack-wait)")
+	f.DurationVar(&o.ackTimeout, "ack-timeout", 0, "time limit of one confirmed-ack attempt; when given, used as given (default: a third of the consumer's AckWait, at least 50ms, at most --timeout; with fault injection a tenth)")
 	f.StringVar(&o.serverSample, "server-sample", d.ServerSample, "share of acks the server reports in ack metric events (sample_freq): auto (every ack up to 1,000 per mode, then about 1,000, at least about 2%), off, or 1%-100% (the server reports about N+1% for N below 100)")
 }
 
@@ -82,7 +82,7 @@ func (o *probeOptions) config(g *globalOptions, f *pflag.FlagSet, modes ...probe
 	cfg.Count = o.count
 	cfg.Stream, cfg.Subject, cfg.Consumer = o.stream, o.subject, o.consumer
 	cfg.Replicas = o.replicas
-	cfg.AckWait = o.ackWait
+	cfg.AckWait, cfg.MatchAckWait = o.ackWait, f.Changed("ack-wait")
 	cfg.Concurrency = o.concurrency
 	cfg.MaxAckPending = o.maxAckPending
 	cfg.Retries = o.retries

@@ -21,6 +21,9 @@ type globalOptions struct {
 	// flags are the persistent flags, to tell a flag given from its
 	// environment default.
 	flags *pflag.FlagSet
+	// envErr is an environment variable that could not be read (an
+	// invalid NATS_TIMEOUT): reported when the command connects.
+	envErr error
 }
 
 const rootLong = `ackprobe shows, measures and proves how JetStream acknowledgements behave.
@@ -36,9 +39,11 @@ with JetStream (temporary store, random loopback port) and probes that.
 EXIT STATUS
   0    the probe ran and every check held
   1    the probe ran and a check failed
-  2    it could not run: bad flags, cannot connect, auth or permission denied,
-       JetStream unavailable, unknown stream or consumer, a consumer that is
-       not ackprobe's
+  2    it could not run or finish: bad flags, cannot connect, auth or
+       permission denied, JetStream unavailable, an account limit, unknown
+       stream or consumer, a consumer that is not ackprobe's, the server went
+       away during the run; or the run left something on the server it could
+       not remove (its result is printed first, then what to run)
   130  interrupted (Ctrl-C); what the probe created is cleaned up first`
 
 // newRootCmd builds the command tree. runF, when not nil, replaces the
@@ -55,7 +60,7 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 		Version: buildVersion().Version,
 	}
 	root.SetVersionTemplate(versionText(buildVersion()))
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err.Error()) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(flagError(err)) })
 	addConnFlags(root.PersistentFlags(), g, s.getenv)
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document on stdout instead of tables")
 	root.PersistentFlags().BoolVar(&g.noColor, "no-color", false, "no colors (also off when stdout is not a terminal or NO_COLOR is set)")
@@ -69,8 +74,61 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 		newVersionCmd(s),
 	)
 	g.flags = root.PersistentFlags()
+	strictCompletion(root)
 	scrubErrors(root, g)
 	return root
+}
+
+// strictCompletion makes "ackprobe completion <shell>" refuse a shell cobra
+// has no script for (exit 2) instead of printing help and exiting 0.
+func strictCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, sh := range c.Commands() {
+			shells = append(shells, sh.Name())
+		}
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return usageErr(fmt.Sprintf("completion: no script for shell %q; use one of %s", args[0], strings.Join(shells, ", ")))
+		}
+	}
+}
+
+// flagError says in plain words what is wrong with a flag's value; pflag
+// says it in Go's ("strconv.ParseInt: parsing ...: invalid syntax").
+func flagError(err error) string {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return err.Error()
+	}
+	f := ive.GetFlag()
+	name := "--" + f.Name
+	if f.Shorthand != "" {
+		name = "-" + f.Shorthand + "/" + name
+	}
+	what := "is not valid"
+	switch f.Value.Type() {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		what = "is not a whole number"
+	case "float32", "float64":
+		what = "is not a number"
+	case "duration":
+		what = "is not a duration (such as 500ms, 5s, 2m)"
+	case "bool":
+		what = "is not true or false"
+	default:
+		if cause := errors.Unwrap(ive); cause != nil {
+			what = "is not valid: " + cause.Error()
+		}
+	}
+	return fmt.Sprintf("%s %q %s", name, ive.GetValue(), what)
 }
 
 // scrubErrors makes every command's error carry the connection's secrets,
@@ -121,8 +179,11 @@ func addConnFlags(f *pflag.FlagSet, g *globalOptions, getenv func(string) string
 	}
 	timeout := 5 * time.Second
 	if v := getenv("NATS_TIMEOUT"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		d, err := time.ParseDuration(v)
+		if err == nil && d > 0 {
 			timeout = d
+		} else {
+			g.envErr = usageErr(fmt.Sprintf("NATS_TIMEOUT=%q is not a positive duration (such as 5s): fix or unset it, or pass --timeout", v))
 		}
 	}
 	f.DurationVar(&c.Timeout, "timeout", timeout, "time limit of every request to the server (NATS_TIMEOUT)")
@@ -134,6 +195,9 @@ func validateConn(g *globalOptions) error {
 	getenv := g.getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }
+	}
+	if g.envErr != nil && (g.flags == nil || !g.flags.Changed("timeout")) {
+		return g.envErr
 	}
 	if g.conn.NoContext && g.flags != nil && g.flags.Changed("context") {
 		return usageErr("--context and --no-context contradict each other: pass one")

@@ -54,13 +54,20 @@ type Config struct {
 	// AckWait of a consumer the probe creates; a reused consumer keeps its
 	// own, which the Result reports.
 	AckWait time.Duration
+	// MatchAckWait refuses to reuse a consumer whose AckWait is not
+	// AckWait (*UsageError): set when the user gave AckWait, so that a
+	// run never reports an AckWait it was not asked for.
+	MatchAckWait bool
 	// Concurrency is the number of confirmed acks in flight at once.
 	Concurrency int
 	// MaxAckPending of a consumer the probe creates; 0 means ackprobe's
 	// default, lowered to the account's max_ack_pending when that is less.
+	// A reused consumer must have the MaxAckPending given (*UsageError
+	// otherwise); with 0 it keeps its own.
 	MaxAckPending int
-	// Retries bounds how often a failed confirmed ack is sent again; below
-	// zero, as often as fits before the delivery's AckWait runs out.
+	// Retries bounds how often a failed confirmed ack is sent again; -1:
+	// as often as fits before the delivery's AckWait runs out. Below -1 is
+	// a *UsageError.
 	Retries int
 	// AckTimeout bounds one confirmed-ack attempt; zero means a third of
 	// the AckWait (at least 50ms, at most Timeout), so that a retried ack
@@ -262,8 +269,11 @@ func (c *Config) Validate() error {
 	if c.Thresholds.MaxAckLatency < 0 {
 		return usage("--max-ack-latency must not be negative, got %s", c.Thresholds.MaxAckLatency)
 	}
-	if c.Thresholds.MinRate < 0 || math.IsNaN(c.Thresholds.MinRate) {
-		return usage("--min-rate must not be negative, got %g", c.Thresholds.MinRate)
+	if r := c.Thresholds.MinRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return usage("--min-rate must be a rate in acks per second, 0 or more, got %g", r)
+	}
+	if c.Retries < -1 {
+		return usage("--retries must be -1 (as often as fits before the AckWait runs out) or more, got %d", c.Retries)
 	}
 	return nil
 }

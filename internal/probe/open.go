@@ -481,6 +481,10 @@ func (p *Probe) lookUpConsumer(ctx context.Context) error {
 		return &RefusedError{Msg: fmt.Sprintf("consumer %q on stream %q does not use explicit acks", name, p.stream)}
 	case ci.Config.FilterSubject != p.subject:
 		return &RefusedError{Msg: fmt.Sprintf("consumer %q on stream %q filters %q, not the probe subject %q", name, p.stream, ci.Config.FilterSubject, p.subject)}
+	case p.cfg.MatchAckWait && ci.Config.AckWait != p.cfg.AckWait:
+		return usage("--ack-wait %s, but consumer %q on stream %q exists with AckWait %s: drop --ack-wait, or name a new consumer", p.cfg.AckWait, name, p.stream, ci.Config.AckWait)
+	case p.cfg.MaxAckPending > 0 && ci.Config.MaxAckPending != p.cfg.MaxAckPending:
+		return usage("--max-ack-pending %d, but consumer %q on stream %q exists with max_ack_pending %d: drop --max-ack-pending, or name a new consumer", p.cfg.MaxAckPending, name, p.stream, ci.Config.MaxAckPending)
 	}
 	p.cons = cons
 	p.ackWait = ci.Config.AckWait

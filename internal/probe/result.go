@@ -23,15 +23,17 @@ type Result struct {
 	// its configuration (a reused stream keeps its own).
 	Storage  string `json:"storage"`
 	Replicas int    `json:"replicas"`
-	// AckWait is the probe consumer's AckWait, from the server.
-	AckWait   doc.Duration `json:"ack_wait"`
-	AckWaitMS float64      `json:"ack_wait_ms"`
+	// AckWait is the probe consumer's AckWait, from the server. It, the
+	// max_ack_pending and the ack timeout are left out of a result of a
+	// run that ended before its consumer existed.
+	AckWait   doc.Duration `json:"ack_wait,omitempty"`
+	AckWaitMS float64      `json:"ack_wait_ms,omitempty"`
 	// MaxAckPending is the probe consumer's max_ack_pending, from the
 	// server.
-	MaxAckPending int `json:"max_ack_pending"`
+	MaxAckPending int `json:"max_ack_pending,omitempty"`
 	// AckTimeout bounds one confirmed-ack attempt.
-	AckTimeout   doc.Duration `json:"ack_timeout"`
-	AckTimeoutMS float64      `json:"ack_timeout_ms"`
+	AckTimeout   doc.Duration `json:"ack_timeout,omitempty"`
+	AckTimeoutMS float64      `json:"ack_timeout_ms,omitempty"`
 	Created      Ownership    `json:"created"`
 	// Round numbers the rounds of one setup (the canary runs many); 1 for
 	// compare and ack.

@@ -299,8 +299,6 @@ func (p *Probe) result(r *roundRun, nodes []*nodeRun, left []Leftover, started t
 		Replicas:      p.replicas,
 		AckWait:       doc.Duration(p.ackWait),
 		AckWaitMS:     doc.Millis(p.ackWait),
-		AckTimeout:    doc.Duration(p.cfg.ackTimeout(p.ackWait)),
-		AckTimeoutMS:  doc.Millis(p.cfg.ackTimeout(p.ackWait)),
 		Created:       p.created,
 		MaxAckPending: p.maxAckPending,
 		Round:         p.rounds,
@@ -309,6 +307,10 @@ func (p *Probe) result(r *roundRun, nodes []*nodeRun, left []Leftover, started t
 		Started:       started.UTC(),
 	}
 	res.Created.Kept = p.cfg.Keep && (p.created.Stream || p.created.Consumer)
+	if p.cons != nil {
+		res.AckTimeout = doc.Duration(p.cfg.ackTimeout(p.ackWait))
+		res.AckTimeoutMS = doc.Millis(p.cfg.ackTimeout(p.ackWait))
+	}
 	if res.Server.Version == "" && p.nc != nil {
 		// A caller that did not say: what the connection reports.
 		res.Server = doc.ServerInfo{URL: p.nc.ConnectedUrlRedacted(), Name: p.nc.ConnectedServerName(),

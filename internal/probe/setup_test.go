@@ -231,6 +231,25 @@ func TestKeepAndReuse(t *testing.T) {
 	if err != nil || !marks.Owned(ci.CachedInfo().Config.Metadata) || ci.CachedInfo().Config.InactiveThreshold != 0 {
 		t.Errorf("kept consumer: %v", err)
 	}
+	// An AckWait or max_ack_pending given for the run must be the reused
+	// consumer's: the run would report settings it was not asked for.
+	mismatch := cfg
+	mismatch.AckWait, mismatch.MatchAckWait = 10*time.Second, true
+	var usage *probe.UsageError
+	if _, err := probe.Run(context.Background(), nc, js, mismatch); !errors.As(err, &usage) || !strings.Contains(err.Error(), "exists with AckWait 30s") {
+		t.Errorf("--ack-wait 10s on a consumer with 30s: %v", err)
+	}
+	mismatch = cfg
+	mismatch.MaxAckPending = 77
+	if _, err := probe.Run(context.Background(), nc, js, mismatch); !errors.As(err, &usage) || !strings.Contains(err.Error(), "exists with max_ack_pending") {
+		t.Errorf("--max-ack-pending 77 on a consumer with another: %v", err)
+	}
+	// Given and equal, the consumer is reused.
+	same := cfg
+	same.MatchAckWait = true
+	if _, err := probe.Run(context.Background(), nc, js, same); err != nil {
+		t.Errorf("--ack-wait equal to the consumer's: %v", err)
+	}
 	// Without --keep, what the run did not create stays.
 	cfg.Keep = false
 	if _, err := probe.Run(context.Background(), nc, js, cfg); err != nil {
