@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ackprobe/ackprobe/internal/inspect"
 	"github.com/ackprobe/ackprobe/internal/marks"
@@ -619,5 +620,62 @@ func TestInspectFlags(t *testing.T) {
 		th.Critical.LastAck != 10*time.Minute || th.Critical.AckPendingShare != 95 || th.Warn.Waiting != 3 ||
 		th.Critical.Unprocessed != 1000 || th.Warn.LastDelivery != 0 || !th.Pinned || th.Warn.Redelivery != 1 {
 		t.Errorf("parsed %+v", o)
+	}
+}
+
+// TestInspectThresholdFlagsRefused gives every threshold flag of inspect a
+// value no rule can use: one line naming the flag and the value, exit 2,
+// no usage, before anything is dialed (the URL has no server).
+func TestInspectThresholdFlagsRefused(t *testing.T) {
+	t.Parallel()
+	type bad struct{ flag, value, want string }
+	var cases []bad
+	n := 0
+	newInspectCmd(&globalOptions{}, streams{}, nil).Flags().VisitAll(func(f *pflag.Flag) {
+		if !strings.HasSuffix(f.Name, "-warn") && !strings.HasSuffix(f.Name, "-critical") {
+			return
+		}
+		n++
+		switch f.Value.Type() {
+		case "int":
+			cases = append(cases, bad{f.Name, "-1", "must not be negative, got -1"})
+		case "duration":
+			cases = append(cases, bad{f.Name, "-1s", "must not be negative, got -1s"})
+		case "float64":
+			cases = append(cases, bad{f.Name, "-1", "must not be negative, got -1"},
+				bad{f.Name, "NaN", "must be a number, got NaN"}, bad{f.Name, "+Inf", "must be a number, got +Inf"})
+		default:
+			t.Errorf("--%s: a threshold of type %s", f.Name, f.Value.Type())
+		}
+	})
+	if n != 26 {
+		t.Errorf("%d threshold flags, want 26 (13 rules, warn and critical)", n)
+	}
+	cases = append(cases, bad{"ack-pending-share-warn", "101", "is a percentage from 0 to 100, got 101"},
+		bad{"ack-pending-share-critical", "100.5", "is a percentage from 0 to 100, got 100.5"})
+	for _, c := range cases {
+		t.Run(c.flag+"="+c.value, func(t *testing.T) {
+			t.Parallel()
+			line := "ackprobe: --" + c.flag + " " + c.want + "\n"
+			r := ackprobe(t, nil, "inspect", "--"+c.flag+"="+c.value, "-s", "nats://127.0.0.1:1")
+			if r.code != 2 || r.stderr != line || r.stdout != "" {
+				t.Errorf("exit %d\nstdout %q\nstderr %q, want %q", r.code, r.stdout, r.stderr, line)
+			}
+			// Also as the value after the flag, under --json and --watch.
+			r = ackprobe(t, nil, "inspect", "--json", "--watch", "1s", "--"+c.flag, c.value, "-s", "nats://127.0.0.1:1")
+			if r.code != 2 || r.stderr != line {
+				t.Errorf("--json: exit %d, stderr %q, want %q", r.code, r.stderr, line)
+			}
+			var doc struct {
+				OK    *bool `json:"ok"`
+				Error struct {
+					ExitCode int    `json:"exit_code"`
+					Message  string `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.OK == nil || *doc.OK || doc.Error.ExitCode != 2 || doc.Error.Message != strings.TrimSuffix(strings.TrimPrefix(line, "ackprobe: "), "\n") {
+				t.Errorf("--json: stdout %q, want the failure document", r.stdout)
+			}
+		})
 	}
 }

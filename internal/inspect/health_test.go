@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -301,18 +303,56 @@ func TestDefaultThresholdsAreNeverCritical(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	bad := []Thresholds{
-		{Warn: Limits{Redelivery: -1}},
-		{Critical: Limits{AckPendingShare: 101}},
-		{Critical: Limits{LastAck: -time.Second}},
+	bad := []struct {
+		th   Thresholds
+		want string
+	}{
+		{Thresholds{Warn: Limits{Redelivery: -1}}, "--redelivery-warn must not be negative, got -1"},
+		{Thresholds{Critical: Limits{OutstandingAck: -3}}, "--outstanding-ack-critical must not be negative, got -3"},
+		{Thresholds{Critical: Limits{AckPendingShare: 101}}, "--ack-pending-share-critical is a percentage from 0 to 100, got 101"},
+		{Thresholds{Warn: Limits{AckPendingShare: -5}}, "--ack-pending-share-warn must not be negative, got -5"},
+		{Thresholds{Critical: Limits{LastAck: -time.Second}}, "--last-ack-critical must not be negative, got -1s"},
+		{Thresholds{Warn: Limits{RedeliveryStorm: math.NaN()}}, "--redelivery-storm-warn must be a number, got NaN"},
+		{Thresholds{Critical: Limits{RedeliveryStorm: math.Inf(1)}}, "--redelivery-storm-critical must be a number, got +Inf"},
+		{Thresholds{Warn: Limits{Terminated: -1, Redelivery: -2}}, "--redelivery-warn must not be negative, got -2"},
 	}
-	for _, th := range bad {
-		if th.Validate() == nil {
-			t.Errorf("accepted %+v", th)
+	for _, c := range bad {
+		if err := c.th.Validate(); err == nil || err.Error() != c.want {
+			t.Errorf("%+v: %v, want %q", c.th, err, c.want)
 		}
 	}
 	if err := DefaultThresholds().Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLimitFields: Validate checks every threshold of a level, each once;
+// a new field of Limits must be added to fields().
+func TestLimitFields(t *testing.T) {
+	var l Limits
+	listed := map[uintptr]string{}
+	for _, f := range l.fields() {
+		var v reflect.Value
+		switch {
+		case f.count != nil:
+			v = reflect.ValueOf(f.count)
+		case f.time != nil:
+			v = reflect.ValueOf(f.time)
+		case f.number != nil:
+			v = reflect.ValueOf(f.number)
+		default:
+			t.Fatalf("field %q has no value", f.name)
+		}
+		if other, dup := listed[v.Pointer()]; dup {
+			t.Errorf("fields %q and %q are the same threshold", other, f.name)
+		}
+		listed[v.Pointer()] = f.name
+	}
+	lv := reflect.ValueOf(&l).Elem()
+	for i := range lv.NumField() {
+		if _, ok := listed[lv.Field(i).Addr().Pointer()]; !ok {
+			t.Errorf("Limits.%s is not in fields(): Validate does not check it", lv.Type().Field(i).Name)
+		}
 	}
 }
 
