@@ -456,3 +456,62 @@ func TestSelect(t *testing.T) {
 		t.Error("ParseOnly accepted ok")
 	}
 }
+
+// TestSelectCounts: whatever --sort and --only keep, every stream says how
+// many of its consumers it shows and how many it has, and those figures
+// add up to the selection's and the summary's.
+func TestSelectCounts(t *testing.T) {
+	mk := func(name string, st Status) Consumer { return Consumer{Name: name, Health: Health{Status: st}} }
+	snap := &Snapshot{Streams: []Stream{
+		{Name: "A", Consumers: []Consumer{mk("a1", OK), mk("a2", Warn), mk("a3", OK)}},
+		{Name: "B", Consumers: []Consumer{mk("b1", Critical)}},
+		{Name: "C", Consumers: []Consumer{mk("c1", OK)}},
+		{Name: "D", Consumers: []Consumer{}},
+	}}
+	snap.summarize()
+	warn, critical := Warn, Critical
+	for _, only := range []*Status{nil, &warn, &critical} {
+		for _, sortBy := range SortOrders {
+			for _, scope := range []Scope{{}, {Stream: "A"}} {
+				s := *snap
+				s.Scope = scope
+				if scope.Stream != "" {
+					s.Streams = snap.Streams[:1]
+					s.summarize()
+				}
+				view := s.Select(sortBy, only)
+				shown, hidden := 0, 0
+				total := map[string]int{}
+				for _, st := range view.Streams {
+					shown += len(st.Consumers)
+					hidden += st.HiddenConsumers
+					total[st.Name] = len(st.Consumers) + st.HiddenConsumers
+				}
+				for _, st := range s.Streams {
+					if n, kept := total[st.Name]; kept && n != len(st.Consumers) {
+						t.Errorf("only %v, sort %s, scope %+v: stream %s counts %d consumers, has %d", only, sortBy, scope, st.Name, n, len(st.Consumers))
+					} else if !kept {
+						hidden += len(st.Consumers)
+					}
+				}
+				sel := view.Selection
+				if shown != sel.Shown || hidden != sel.Hidden || shown+hidden != view.Summary.Consumers || view.Summary != s.Summary {
+					t.Errorf("only %v, sort %s, scope %+v: rows show %d and hide %d; selection %+v, summary %+v", only, sortBy, scope, shown, hidden, sel, view.Summary)
+				}
+				if scope.Stream != "" && (len(view.Streams) != 1 || view.Streams[0].Name != "A") {
+					t.Errorf("only %v: the stream asked for is not in the view: %+v", only, view.Streams)
+				}
+			}
+		}
+	}
+	view := snap.Select(SortName, &warn)
+	if a := view.Stream("A"); a == nil || len(a.Consumers) != 1 || a.HiddenConsumers != 2 {
+		t.Errorf("A under --only warn: %+v", a)
+	}
+	if view.Stream("C") != nil || view.Stream("D") != nil {
+		t.Errorf("streams with nothing at warn are listed: %+v", view.Streams)
+	}
+	if snap.Streams[0].HiddenConsumers != 0 {
+		t.Error("Select changed the snapshot")
+	}
+}

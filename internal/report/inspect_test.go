@@ -175,6 +175,10 @@ func TestInspectGolden(t *testing.T) {
 	watchedStream.Streams = watchedStream.Streams[2:]
 	watchedStream.Scope = inspect.Scope{Stream: "ORDERS"}
 	emptySnap := &inspect.Snapshot{Server: doc.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true}, Taken: taken, Streams: []inspect.Stream{}}
+	// --only warn: ORDERS shows 2 of its 4 consumers, ACKPROBE_RAKRW3LV and
+	// AUDIT none.
+	warn := inspect.Warn
+	onlySnap := overviewSnapshot().Select(inspect.SortHealth, &warn)
 
 	cases := []struct {
 		name string
@@ -187,6 +191,7 @@ func TestInspectGolden(t *testing.T) {
 		{"inspect_stream_watch", summed(watchedStream), InspectOptions{Watch: 2 * time.Second, Refresh: 5}},
 		{"inspect_consumer", summed(consumerSnap), InspectOptions{}},
 		{"inspect_consumer_watch", summed(watchedConsumer), InspectOptions{Watch: 2 * time.Second, Refresh: 2}},
+		{"inspect_only", onlySnap, InspectOptions{}},
 		{"inspect_empty", emptySnap, InspectOptions{}},
 	}
 	var sized []struct {
@@ -194,7 +199,7 @@ func TestInspectGolden(t *testing.T) {
 		snap *inspect.Snapshot
 		o    InspectOptions
 	}
-	for _, c := range cases[:6] {
+	for _, c := range cases[:len(cases)-1] {
 		for _, w := range []int{80, 200} {
 			o := c.o
 			o.Width = w
