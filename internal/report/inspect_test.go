@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -340,5 +341,31 @@ func TestInspectEmptyStreamSequences(t *testing.T) {
 	}
 	if out := b.String(); !strings.Contains(out, "empty after sequence 4") || strings.Contains(out, "5–4") {
 		t.Errorf("empty stream:\n%s", out)
+	}
+}
+
+// TestFailureLine: the failure document of a --watch refresh is Failure's,
+// on one line.
+func TestFailureLine(t *testing.T) {
+	partial := map[string]any{"scope": inspect.Scope{Stream: "ORDERS"}, "server": doc.ServerInfo{URL: "nats://n1:4222"}}
+	var line, indented bytes.Buffer
+	if err := FailureLine(&line, partial, 2, "lost the connection\nto n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Failure(&indented, partial, 2, "lost the connection\nto n1"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(line.String(), "\n") != 1 || !strings.HasSuffix(line.String(), "}\n") {
+		t.Fatalf("not one line: %q", line.String())
+	}
+	var a, b any
+	if err := json.Unmarshal(line.Bytes(), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(indented.Bytes(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("FailureLine %s, Failure %s", line.String(), indented.String())
 	}
 }
