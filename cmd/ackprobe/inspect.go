@@ -249,8 +249,14 @@ func runInspect(ctx context.Context, o *inspectOptions, s streams) error {
 	}
 	defer conn.Close()
 	server := conn.ServerInfo()
-	// A refused permission fails a look at once, not after --timeout.
-	watched, stop := conn.Watch(ctx)
+	// A refused permission fails a look at once, not after --timeout;
+	// but under --watch, an account that may not subscribe to the
+	// advisories is still watched, and told what cannot be counted.
+	var optional []string
+	if o.watch > 0 {
+		optional = append(optional, "$JS.EVENT.>")
+	}
+	watched, stop := conn.Watch(ctx, optional...)
 	defer stop()
 	take := func() (*inspect.Snapshot, error) {
 		if si := conn.ServerInfo(); si.URL != "" {

@@ -918,6 +918,38 @@ func TestInspectWatchFirstRefresh(t *testing.T) {
 	}
 }
 
+// TestInspectWatchWithoutEventPermission: an account that may not
+// subscribe to $JS.EVENT.> is still watched, and told what inspect cannot
+// count, rather than failing every refresh.
+func TestInspectWatchWithoutEventPermission(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServerConf(t, `
+listen: 127.0.0.1:-1
+jetstream { store_dir: $STORE }
+accounts { A { jetstream: enabled, users: [
+	{user: watcher, password: w, permissions: { subscribe: { deny: ["$JS.EVENT.>"] } } },
+	{user: admin, password: a}
+] } }
+`)
+	_, js := natstest.Connect(t, "nats://admin:a@"+s.Addr().String())
+	if _, err := js.CreateStream(inspectCtx(t), jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(inspectCtx(t), "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := watch(t, false, []string{"inspect", "--json", "--watch", "50ms", "-s", "nats://watcher:w@" + s.Addr().String()},
+		func(out string) bool { return strings.Count(out, "\n") >= 2 })
+	docs := watchDocs(t, out)
+	if code != 0 || errOut != "" || !*docs[1].OK {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	snap := decodeSnapshot(t, strings.Split(out, "\n")[1])
+	if d := snap.Stream("ORDERS").Consumer("worker").Delta; d == nil || !strings.Contains(d.EventsUnavailable, "$JS.EVENT") {
+		t.Errorf("second refresh's delta %+v", d)
+	}
+}
+
 // TestUnrecoverable: a watch stops only on failures that no later refresh
 // can get past.
 func TestUnrecoverable(t *testing.T) {
