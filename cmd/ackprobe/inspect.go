@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ackprobe/ackprobe/internal/connect"
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/ackprobe/ackprobe/internal/inspect"
 	"github.com/ackprobe/ackprobe/internal/probe"
 	"github.com/ackprobe/ackprobe/internal/report"
@@ -86,8 +87,12 @@ server's advisories (NAKs, terminations, max deliveries) and sampled ack
 times. Messages that leave the stream (limits, max age, deletes, purges)
 while ack pending are not acks: they are taken off, and when inspect cannot
 tell (a purge announces nothing) acks are shown as a range. Ctrl-C stops it;
-with --json each refresh is one JSON document on one line. With --format
-nagios or prometheus, --watch DUR takes two looks DUR apart and reports once.
+with --json each refresh is one JSON document on one line. A refresh that
+fails (the server went away, a request outlived --timeout) is reported on
+stderr and, with --json, as {"ok": false, "error": {...}} on its line, and
+the watch goes on; it stops when its first look fails, a permission is
+refused or the connection closed for good. With --format nagios or
+prometheus, --watch DUR takes two looks DUR apart and reports once.
 
 FORMATS
 --format text (default), json (same as --json), nagios (one line with
@@ -97,8 +102,8 @@ pending, ack-pending, redelivered or health orders the consumers; --only warn
 or --only critical lists just those.
 
 EXIT STATUS
-  text, json:  0 no consumer is critical, 1 at least one is (under --watch:
-               at the last refresh), 2 it could not run
+  text, json:  0 no consumer is critical, 1 at least one is, 2 it could not
+               run (under --watch: at the last refresh; 2 when it failed)
   nagios:      0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (it could not run)
   prometheus:  0 it ran (the health is in the metrics), 2 it could not run`
 
@@ -244,10 +249,21 @@ func runInspect(ctx context.Context, o *inspectOptions, s streams) error {
 	}
 	defer conn.Close()
 	server := conn.ServerInfo()
-	// A refused permission fails a look at once, not after --timeout.
-	watched, stop := conn.Watch(ctx)
+	// A refused permission fails a look at once, not after --timeout;
+	// but under --watch, an account that may not subscribe to the
+	// advisories is still watched, and told what cannot be counted.
+	var optional []string
+	if o.watch > 0 {
+		optional = append(optional, "$JS.EVENT.>")
+	}
+	watched, stop := conn.Watch(ctx, optional...)
 	defer stop()
 	take := func() (*inspect.Snapshot, error) {
+		if si := conn.ServerInfo(); si.URL != "" {
+			// Under --watch the client may have reconnected to another
+			// server of the cluster since the last refresh.
+			server = si
+		}
 		snap, err := inspect.Gather(watched, conn.JS, inspect.Options{
 			Stream:     o.stream,
 			Consumer:   o.consumer,
@@ -276,7 +292,7 @@ func runInspect(ctx context.Context, o *inspectOptions, s streams) error {
 	if o.format == formatNagios || o.format == formatPrometheus {
 		return twoLooks(ctx, o, s, w, take)
 	}
-	return watchInspect(ctx, o, s, w, take)
+	return watchInspect(ctx, o, s, w, server, take)
 }
 
 // twoLooks is --watch for a check: two snapshots o.watch apart, with the
@@ -311,8 +327,19 @@ const (
 )
 
 // watchInspect refreshes until the context is cancelled (Ctrl-C) and
-// returns the verdict of the last refresh.
-func watchInspect(ctx context.Context, o *inspectOptions, s streams, w *inspect.Watch, take func() (*inspect.Snapshot, error)) error {
+// returns the verdict of the last refresh: that of its snapshot, or exit 2
+// when it failed.
+//
+// A refresh that fails is reported like a run that could not run: one
+// "ackprobe: refresh N failed: …" line on stderr and, under --json, the
+// failure document on its own line, so that every refresh prints one
+// document. The watch then goes on: a server restarting, a cluster
+// electing leaders or a slow answer pass, and the next refresh diffs
+// against the last good one. It ends at once (exit 2) when the first
+// refresh fails, as a single look would (a wrong stream name, no
+// JetStream: nothing to watch), and when no later refresh can succeed: a
+// permission the server refused, a connection closed for good.
+func watchInspect(ctx context.Context, o *inspectOptions, s streams, w *inspect.Watch, server doc.ServerInfo, take func() (*inspect.Snapshot, error)) error {
 	inPlace := s.stdoutTTY && o.format == formatText
 	if inPlace {
 		fmt.Fprint(s.stdout, hideCursor+clearScreen)
@@ -320,36 +347,93 @@ func watchInspect(ctx context.Context, o *inspectOptions, s streams, w *inspect.
 	}
 	ticker := time.NewTicker(o.watch)
 	defer ticker.Stop()
-	var last *inspect.Snapshot
+	var (
+		last  *inspect.Snapshot
+		ended error // the last refresh's verdict
+		ran   bool  // a refresh ended, well or not
+	)
 	for refresh := 1; ; refresh++ {
+		started := time.Now().UTC()
 		snap, err := take()
 		switch {
 		case ctx.Err() != nil:
-		case err != nil && last == nil:
-			return err
+			// Interrupted: the refresh does not count.
 		case err != nil:
-			// Keep watching through a passing failure; the next refresh
-			// diffs against the last good one.
-			fmt.Fprintf(s.stderr, "ackprobe: refresh %d failed: %s\n", refresh, oneLine(explain(err)))
+			ended, ran = o.refreshFailed(s, refresh, last, refreshFailure{Server: server, Taken: started}, err), true
+			if last == nil || unrecoverable(err) {
+				return ended
+			}
 		default:
 			w.Next(snap)
 			if err := renderRefresh(s, o, snap, refresh, inPlace); err != nil {
 				return err
 			}
-			last = snap
+			last, ended, ran = snap, inspectVerdict(snap), true
 		}
 		select {
 		case <-ctx.Done():
 			if inPlace {
 				fmt.Fprintln(s.stdout)
 			}
-			if last == nil {
-				return ctx.Err()
+			if !ran {
+				return o.interruptedWatch(s)
 			}
-			return inspectVerdict(last)
+			return ended
 		case <-ticker.C:
 		}
 	}
+}
+
+// refreshFailure is what a failed refresh's JSON document holds besides
+// "ok" and "error": the keys of a snapshot that it still knows (the server
+// of the last good refresh, or the one connected to at first).
+type refreshFailure struct {
+	Server doc.ServerInfo `json:"server"`
+	Scope  inspect.Scope  `json:"scope"`
+	Taken  time.Time      `json:"taken"`
+}
+
+// refreshFailed reports a refresh that failed and returns the error that
+// carries its exit code (2), already reported.
+func (o *inspectOptions) refreshFailed(s streams, refresh int, last *inspect.Snapshot, f refreshFailure, err error) error {
+	// Printed here, not by the command's exit: scrub the connection's
+	// secrets as that would.
+	msg := oneLine(explain(&secretsError{err: err, scrub: o.g.conn.Scrub}))
+	if last == nil {
+		// The first look: as inspect without --watch says it.
+		fmt.Fprintln(s.stderr, "ackprobe: "+msg)
+	} else {
+		fmt.Fprintf(s.stderr, "ackprobe: refresh %d failed: %s\n", refresh, msg)
+	}
+	if o.format == formatJSON {
+		f.Scope = inspect.Scope{Stream: o.stream, Consumer: o.consumer}
+		if last != nil {
+			f.Server = last.Server
+		}
+		_ = report.FailureLine(s.stdout, f, exitCannotRun, msg)
+	}
+	return &exitError{code: exitCannotRun}
+}
+
+// interruptedWatch ends a watch interrupted before its first refresh
+// ended: under --json with the failure document on one line, as every
+// other document of a watch.
+func (o *inspectOptions) interruptedWatch(s streams) error {
+	fmt.Fprintln(s.stderr, "ackprobe: interrupted")
+	if o.format == formatJSON {
+		_ = report.FailureLine(s.stdout, nil, exitInterrupted, "interrupted")
+	}
+	return &exitError{code: exitInterrupted}
+}
+
+// unrecoverable reports whether no later refresh can succeed after err:
+// the server refused a permission, or the connection closed for good.
+func unrecoverable(err error) bool {
+	var (
+		pe *connect.PermissionError
+		ce *connect.ClosedError
+	)
+	return errors.As(err, &pe) || errors.As(err, &ce)
 }
 
 func renderRefresh(s streams, o *inspectOptions, snap *inspect.Snapshot, refresh int, inPlace bool) error {

@@ -99,16 +99,6 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 // ExitCode is the code the process exits with.
 func (e *exitError) ExitCode() int { return e.code }
 
-// failureDoc is the one JSON document a run that could not run prints
-// under --json.
-type failureDoc struct {
-	OK    bool `json:"ok"`
-	Error struct {
-		ExitCode int    `json:"exit_code"`
-		Message  string `json:"message"`
-	} `json:"error"`
-}
-
 // fail reports an error that stops inspect in the format asked for:
 // under json one document {"ok": false, "error": {...}}, under nagios an
 // UNKNOWN line (exit 3), under prometheus ackprobe_inspect_up 0; always
@@ -123,13 +113,19 @@ func (o *inspectOptions) fail(s streams, err error) error {
 	if format == formatText {
 		return err
 	}
-	msg := oneLine(explain(err))
+	// Printed here, before the command's exit wraps err with the
+	// connection's secrets: scrub them as that would.
+	msg := oneLine(explain(&secretsError{err: err, scrub: o.g.conn.Scrub}))
 	code := exitCannotRun
 	switch format {
 	case formatJSON:
-		var d failureDoc
-		d.Error.ExitCode, d.Error.Message = code, msg
-		_ = writeJSON(s.stdout, d)
+		// The document every command prints for a run that could not
+		// run; under --watch on one line, as each refresh's.
+		if o.watch > 0 {
+			_ = report.FailureLine(s.stdout, nil, code, msg)
+		} else {
+			_ = report.Failure(s.stdout, nil, code, msg)
+		}
 	case formatNagios:
 		code = report.NagiosUnknown
 		_ = report.InspectNagiosUnknown(s.stdout, inspect.Scope{Stream: o.stream, Consumer: o.consumer}, msg)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ackprobe/ackprobe/internal/inspect"
+	"github.com/ackprobe/ackprobe/internal/natstest"
 )
 
 // noDefaultWarns turns off the warn levels that ackprobe sets and
@@ -236,6 +237,71 @@ func TestInspectSortAndOnly(t *testing.T) {
 	r = ackprobe(t, nil, "inspect", "--no-color", "--only", "warn", "-s", is.url)
 	if !strings.Contains(r.stdout, "(--only warn: 2 shown, 3 left out)") || strings.Contains(r.stdout, "ACKPROBE_T") {
 		t.Errorf("text --only:\n%s", r.stdout)
+	}
+}
+
+// TestInspectOnlyCounts: under --only (and --sort) the stream row counts
+// every consumer of the stream and says how many are shown, and the
+// figures agree with the verdict line and the JSON selection.
+func TestInspectOnlyCounts(t *testing.T) {
+	t.Parallel()
+	is := newInspectServer(t)
+	for _, extra := range [][]string{nil, {"--sort", "pending"}, {"--sort", "health"}} {
+		// ORDERS: paused and retry warn, worker and idle ok.
+		r := ackprobe(t, nil, append([]string{"inspect", "--no-color", "--only", "warn", "-s", is.url}, extra...)...)
+		row := ""
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(line, "│ ORDERS ") {
+				row = line
+			}
+		}
+		if !strings.Contains(row, "│ showing 2 of 4 consumers ") || !strings.Contains(r.stdout, "WARN: 2 of 5 consumers worth a look") ||
+			!strings.Contains(r.stdout, "(--only warn: 2 shown, 3 left out)") {
+			t.Errorf("%v: ORDERS row %q in:\n%s", extra, row, r.stdout)
+		}
+		// On a narrow terminal the stream and consumer names share a column.
+		r = runWidth(t, 80, append([]string{"inspect", "--only", "warn", "-s", is.url}, extra...)...)
+		if !strings.Contains(r.stdout, "│ ORDERS  showing 2 of 4 ") {
+			t.Errorf("%v, 80 columns:\n%s", extra, r.stdout)
+		}
+		r = ackprobe(t, nil, append([]string{"inspect", "--json", "--only", "warn", "-s", is.url}, extra...)...)
+		snap := decodeSnapshot(t, r.stdout)
+		st := snap.Stream("ORDERS")
+		if len(snap.Streams) != 1 || st == nil || len(st.Consumers) != 2 || st.HiddenConsumers != 2 || st.ConsumerCount != 4 ||
+			snap.Selection.Shown != 2 || snap.Selection.Hidden != 3 || snap.Summary.Consumers != 5 {
+			t.Errorf("%v: JSON streams %+v selection %+v summary %+v", extra, snap.Streams, snap.Selection, snap.Summary)
+		}
+	}
+	// Without --only nothing is hidden: "4 consumers", and no
+	// hidden_consumers in JSON.
+	r := ackprobe(t, nil, "inspect", "--no-color", "-s", is.url)
+	if !strings.Contains(r.stdout, "│ ORDERS     │ 4 consumers ") || strings.Contains(r.stdout, "showing") {
+		t.Errorf("without --only:\n%s", r.stdout)
+	}
+	if r = ackprobe(t, nil, "inspect", "--json", "-s", is.url); strings.Contains(r.stdout, "hidden_consumers") {
+		t.Errorf("hidden_consumers without --only")
+	}
+	// The one stream asked for keeps its view when none of its consumers
+	// is at that status.
+	r = ackprobe(t, nil, "inspect", "ORDERS", "--no-color", "--only", "critical", "-s", is.url)
+	for _, s := range []string{"Stream ORDERS\n", "No consumer of this stream at critical or worse.", "(1 stream, 4 consumers; 2 ok)", "(--only critical: 0 shown, 4 left out)"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("ORDERS --only critical: no %q in:\n%s", s, r.stdout)
+		}
+	}
+	// Streams without consumers are not "no streams".
+	s := natstest.RunServer(t)
+	_, js := natstest.Connect(t, s.ClientURL())
+	if _, err := js.CreateStream(inspectCtx(t), jetstream.StreamConfig{Name: "AUDIT", Subjects: []string{"audit"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	r = ackprobe(t, nil, "inspect", "--no-color", "--only", "warn", "-s", s.ClientURL())
+	if !strings.Contains(r.stdout, "No consumer at warn or worse.") || strings.Contains(r.stdout, "No streams") {
+		t.Errorf("--only warn, one stream without consumers:\n%s", r.stdout)
+	}
+	r = ackprobe(t, nil, "inspect", "AUDIT", "--no-color", "--only", "warn", "-s", s.ClientURL())
+	if !strings.Contains(r.stdout, "Stream AUDIT\n") || !strings.Contains(r.stdout, "No consumers on this stream.") {
+		t.Errorf("AUDIT --only warn:\n%s", r.stdout)
 	}
 }
 

@@ -6,15 +6,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/ackprobe/ackprobe/internal/connect"
 	"github.com/ackprobe/ackprobe/internal/inspect"
 	"github.com/ackprobe/ackprobe/internal/marks"
 	"github.com/ackprobe/ackprobe/internal/natstest"
@@ -463,6 +468,12 @@ func (l *lockedBuffer) String() string {
 // then cancels it as Ctrl-C would, and returns the exit code and output.
 func watch(t *testing.T, tty bool, args []string, stop func(out string) bool) (int, string, string) {
 	t.Helper()
+	return watchUntil(t, tty, args, func(out, _ string) bool { return stop(out) })
+}
+
+// watchUntil is watch with stop also given what was printed on stderr.
+func watchUntil(t *testing.T, tty bool, args []string, stop func(out, errOut string) bool) (int, string, string) {
+	t.Helper()
 	var out, errb lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -471,7 +482,7 @@ func watch(t *testing.T, tty bool, args []string, stop func(out string) bool) (i
 		done <- run(ctx, args, streams{stdout: &out, stderr: &errb, stdoutTTY: tty, getenv: func(string) string { return "" }})
 	}()
 	deadline := time.After(20 * time.Second)
-	for !stop(out.String()) {
+	for !stop(out.String(), errb.String()) {
 		select {
 		case code := <-done:
 			t.Fatalf("ended early with %d: %s\n%s", code, errb.String(), out.String())
@@ -619,5 +630,343 @@ func TestInspectFlags(t *testing.T) {
 		th.Critical.LastAck != 10*time.Minute || th.Critical.AckPendingShare != 95 || th.Warn.Waiting != 3 ||
 		th.Critical.Unprocessed != 1000 || th.Warn.LastDelivery != 0 || !th.Pinned || th.Warn.Redelivery != 1 {
 		t.Errorf("parsed %+v", o)
+	}
+}
+
+// TestInspectThresholdFlagsRefused gives every threshold flag of inspect a
+// value no rule can use: one line naming the flag and the value, exit 2,
+// no usage, before anything is dialed (the URL has no server).
+func TestInspectThresholdFlagsRefused(t *testing.T) {
+	t.Parallel()
+	type bad struct{ flag, value, want string }
+	var cases []bad
+	n := 0
+	newInspectCmd(&globalOptions{}, streams{}, nil).Flags().VisitAll(func(f *pflag.Flag) {
+		if !strings.HasSuffix(f.Name, "-warn") && !strings.HasSuffix(f.Name, "-critical") {
+			return
+		}
+		n++
+		switch f.Value.Type() {
+		case "int":
+			cases = append(cases, bad{f.Name, "-1", "must not be negative, got -1"})
+		case "duration":
+			cases = append(cases, bad{f.Name, "-1s", "must not be negative, got -1s"})
+		case "float64":
+			cases = append(cases, bad{f.Name, "-1", "must not be negative, got -1"},
+				bad{f.Name, "NaN", "must be a number, got NaN"}, bad{f.Name, "+Inf", "must be a number, got +Inf"})
+		default:
+			t.Errorf("--%s: a threshold of type %s", f.Name, f.Value.Type())
+		}
+	})
+	if n != 26 {
+		t.Errorf("%d threshold flags, want 26 (13 rules, warn and critical)", n)
+	}
+	cases = append(cases, bad{"ack-pending-share-warn", "101", "is a percentage from 0 to 100, got 101"},
+		bad{"ack-pending-share-critical", "100.5", "is a percentage from 0 to 100, got 100.5"})
+	for _, c := range cases {
+		t.Run(c.flag+"="+c.value, func(t *testing.T) {
+			t.Parallel()
+			line := "ackprobe: --" + c.flag + " " + c.want + "\n"
+			r := ackprobe(t, nil, "inspect", "--"+c.flag+"="+c.value, "-s", "nats://127.0.0.1:1")
+			if r.code != 2 || r.stderr != line || r.stdout != "" {
+				t.Errorf("exit %d\nstdout %q\nstderr %q, want %q", r.code, r.stdout, r.stderr, line)
+			}
+			// Also as the value after the flag, under --json and --watch.
+			r = ackprobe(t, nil, "inspect", "--json", "--watch", "1s", "--"+c.flag, c.value, "-s", "nats://127.0.0.1:1")
+			if r.code != 2 || r.stderr != line {
+				t.Errorf("--json: exit %d, stderr %q, want %q", r.code, r.stderr, line)
+			}
+			var doc struct {
+				OK    *bool `json:"ok"`
+				Error struct {
+					ExitCode int    `json:"exit_code"`
+					Message  string `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.OK == nil || *doc.OK || doc.Error.ExitCode != 2 || doc.Error.Message != strings.TrimSuffix(strings.TrimPrefix(line, "ackprobe: "), "\n") {
+				t.Errorf("--json: stdout %q, want the failure document", r.stdout)
+			}
+		})
+	}
+}
+
+// watchDoc is what the --watch --json tests read of each line.
+type watchDoc struct {
+	OK    *bool `json:"ok"`
+	Error *struct {
+		ExitCode int    `json:"exit_code"`
+		Message  string `json:"message"`
+	} `json:"error"`
+	Server struct {
+		URL string `json:"url"`
+	} `json:"server"`
+	Scope   inspect.Scope     `json:"scope"`
+	Taken   time.Time         `json:"taken"`
+	Streams []json.RawMessage `json:"streams"`
+}
+
+// watchDocs reads --watch --json output: every line is one JSON document
+// with "ok"; a failed refresh's holds "error" and no streams.
+func watchDocs(t *testing.T, out string) []watchDoc {
+	t.Helper()
+	var docs []watchDoc
+	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if line == "" {
+			if out != "" {
+				t.Fatalf("line %d is empty:\n%s", i+1, out)
+			}
+			continue
+		}
+		var d watchDoc
+		if err := json.Unmarshal([]byte(line), &d); err != nil || d.OK == nil {
+			t.Fatalf("line %d is not a JSON document with \"ok\": %v\n%s", i+1, err, line)
+		}
+		if (d.Error != nil) != (len(d.Streams) == 0) || (d.Error != nil) == *d.OK {
+			t.Fatalf("line %d is neither a snapshot nor a failure document:\n%s", i+1, line)
+		}
+		docs = append(docs, d)
+	}
+	return docs
+}
+
+// failedRefresh matches the stderr line of a failed refresh.
+var failedRefresh = regexp.MustCompile(`^ackprobe: refresh (\d+) failed: (.+)$`)
+
+// checkRefreshes checks that the watch printed one document per refresh:
+// the Nth line failed exactly when stderr says "refresh N failed", with
+// the same message.
+func checkRefreshes(t *testing.T, docs []watchDoc, stderr string) {
+	t.Helper()
+	failed := map[int]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+		m := failedRefresh.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("stderr line %q", line)
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		failed[n] = m[2]
+	}
+	for i, d := range docs {
+		msg, ok := failed[i+1]
+		switch {
+		case d.Error == nil && ok:
+			t.Errorf("refresh %d failed (%s), but its line is a snapshot", i+1, msg)
+		case d.Error != nil && !ok:
+			t.Errorf("line %d is a failure document, but stderr says nothing of refresh %d", i+1, i+1)
+		case d.Error != nil && (d.Error.ExitCode != 2 || d.Error.Message != msg || d.Server.URL == "" || d.Taken.IsZero()):
+			t.Errorf("refresh %d: failure document %+v, stderr %q", i+1, d, msg)
+		}
+		delete(failed, i+1)
+	}
+	if len(failed) > 0 {
+		t.Errorf("refreshes that failed without a document: %v", failed)
+	}
+}
+
+// TestInspectWatchServerGoesAway stops the server under inspect --watch:
+// every refresh still prints one JSON document on one line, the failed
+// ones the failure document; the watch keeps going and recovers when the
+// server is back, and ends with the exit code of its last refresh.
+func TestInspectWatchServerGoesAway(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServerProcess(t)
+	_, js := natstest.Connect(t, srv.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	ctx := inspectCtx(t)
+	// A file stream: still there after the restart.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"inspect", "--json", "--watch", "50ms", "--timeout", "500ms", "-s", srv.URL}
+	count := func(out string, ok bool) int {
+		n := 0
+		for _, d := range watchDocs(t, out) {
+			if *d.OK == ok {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Up, down for a few refreshes, up again: exit 0, the last refresh
+	// being good.
+	phase := 0
+	code, out, errOut := watch(t, false, args, func(out string) bool {
+		switch {
+		case phase == 0 && count(out, true) >= 2:
+			srv.Stop()
+			phase = 1
+		case phase == 1 && count(out, false) >= 3:
+			srv.Start()
+			phase = 2
+		case phase == 2:
+			docs := watchDocs(t, out)
+			return *docs[len(docs)-1].OK && count(out, false) >= 3
+		}
+		return false
+	})
+	docs := watchDocs(t, out)
+	checkRefreshes(t, docs, errOut)
+	if code != 0 || count(out, false) < 3 || !*docs[0].OK || !*docs[len(docs)-1].OK {
+		t.Fatalf("exit %d, want 0 after the server came back\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	for _, d := range docs {
+		if d.Error != nil && !strings.Contains(d.Error.Message, "lost the connection to "+srv.URL) {
+			t.Errorf("failure message %q", d.Error.Message)
+		}
+	}
+
+	// Down at the end: the last refresh failed, exit 2, whether the
+	// output is JSON or text.
+	for _, format := range []string{"json", "text"} {
+		if !srv.Running() {
+			srv.Start()
+		}
+		args := []string{"inspect", "ORDERS", "--format", format, "--watch", "50ms", "--timeout", "500ms", "-s", srv.URL}
+		code, out, errOut := watchUntil(t, false, args, func(out, errOut string) bool {
+			if srv.Running() && strings.Count(out, "\n") >= 2 {
+				srv.Stop()
+			}
+			return !srv.Running() && strings.Count(errOut, "\n") >= 2
+		})
+		if code != 2 {
+			t.Errorf("--format %s, server gone: exit %d, want 2\nstdout %s\nstderr %s", format, code, out, errOut)
+		}
+		if format == "json" {
+			docs := watchDocs(t, out)
+			checkRefreshes(t, docs, errOut)
+			if last := docs[len(docs)-1]; last.Error == nil || last.Scope.Stream != "ORDERS" {
+				t.Errorf("last document %+v", last)
+			}
+			continue
+		}
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		for _, line := range lines {
+			if !failedRefresh.MatchString(line) {
+				t.Errorf("text: stderr line %q", line)
+			}
+		}
+		if strings.Contains(out, "{") {
+			t.Errorf("text: JSON on stdout:\n%s", out)
+		}
+	}
+}
+
+// TestInspectWatchFirstRefresh: a watch whose first look fails ends at
+// once, as a single look does, and one interrupted before its first
+// refresh ended says so; under --json each in one document on one line.
+func TestInspectWatchFirstRefresh(t *testing.T) {
+	t.Parallel()
+	is := newInspectServer(t)
+	r := ackprobe(t, nil, "inspect", "NOPE", "--json", "--watch", "50ms", "-s", is.url)
+	docs := watchDocs(t, r.stdout)
+	want := `stream "NOPE" not found`
+	if r.code != 2 || len(docs) != 1 || docs[0].Error == nil || docs[0].Error.Message != want || docs[0].Scope.Stream != "NOPE" ||
+		r.stderr != "ackprobe: "+want+"\n" {
+		t.Errorf("unknown stream: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	// No server: the connection fails before the first refresh.
+	r = ackprobe(t, nil, "inspect", "--json", "--watch", "50ms", "-s", "nats://127.0.0.1:1")
+	if docs := watchDocs(t, r.stdout); r.code != 2 || len(docs) != 1 || docs[0].Error == nil || !strings.Contains(docs[0].Error.Message, "cannot connect") {
+		t.Errorf("no server: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+
+	// A JetStream API that never answers (a subscriber that does not
+	// reply, under --js-api-prefix): Ctrl-C during the first refresh.
+	nc, _ := natstest.Connect(t, is.url)
+	asked := make(chan struct{}, 1)
+	sub, err := nc.Subscribe("silent.api.>", func(*nats.Msg) {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"inspect", "--json", "--watch", "50ms", "--timeout", "1m", "--js-api-prefix", "silent.api", "-s", is.url},
+			streams{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }})
+	}()
+	select {
+	case <-asked:
+	case code := <-done:
+		t.Fatalf("ended with %d before asking: %s", code, errb.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("no JetStream API request within 20s")
+	}
+	cancel()
+	select {
+	case code := <-done:
+		docs := watchDocs(t, out.String())
+		if code != 130 || len(docs) != 1 || docs[0].Error == nil || docs[0].Error.ExitCode != 130 || errb.String() != "ackprobe: interrupted\n" {
+			t.Errorf("interrupted: exit %d\nstdout %s\nstderr %s", code, out.String(), errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop after cancel")
+	}
+}
+
+// TestInspectWatchWithoutEventPermission: an account that may not
+// subscribe to $JS.EVENT.> is still watched, and told what inspect cannot
+// count, rather than failing every refresh.
+func TestInspectWatchWithoutEventPermission(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServerConf(t, `
+listen: 127.0.0.1:-1
+jetstream { store_dir: $STORE }
+accounts { A { jetstream: enabled, users: [
+	{user: watcher, password: w, permissions: { subscribe: { deny: ["$JS.EVENT.>"] } } },
+	{user: admin, password: a}
+] } }
+`)
+	_, js := natstest.Connect(t, "nats://admin:a@"+s.Addr().String())
+	if _, err := js.CreateStream(inspectCtx(t), jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(inspectCtx(t), "ORDERS", jetstream.ConsumerConfig{Durable: "worker", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := watch(t, false, []string{"inspect", "--json", "--watch", "50ms", "-s", "nats://watcher:w@" + s.Addr().String()},
+		func(out string) bool { return strings.Count(out, "\n") >= 2 })
+	docs := watchDocs(t, out)
+	if code != 0 || errOut != "" || !*docs[1].OK {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	snap := decodeSnapshot(t, strings.Split(out, "\n")[1])
+	if d := snap.Stream("ORDERS").Consumer("worker").Delta; d == nil || !strings.Contains(d.EventsUnavailable, "$JS.EVENT") {
+		t.Errorf("second refresh's delta %+v", d)
+	}
+}
+
+// TestUnrecoverable: a watch stops only on failures that no later refresh
+// can get past.
+func TestUnrecoverable(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&connect.StateError{Err: context.Canceled, Denied: &connect.PermissionError{Op: "publish", Subject: "$JS.API.STREAM.LIST"}}, true},
+		{&connect.StateError{Err: context.Canceled, Closed: &connect.ClosedError{}}, true},
+		{&connect.StateError{Err: context.DeadlineExceeded, Status: nats.RECONNECTING}, false},
+		{fmt.Errorf("list streams: %w", context.DeadlineExceeded), false},
+		{&inspect.NotFoundError{Stream: "ORDERS"}, false},
+		{fmt.Errorf("list streams: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008}), false},
+	} {
+		if got := unrecoverable(c.err); got != c.want {
+			t.Errorf("unrecoverable(%v) = %v", c.err, got)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -163,24 +164,60 @@ const (
 	MetaTerminatedCritical        = "io.nats.monitor.terminated-critical"
 )
 
-// Validate refuses negative thresholds.
+// Validate refuses a threshold no rule can use: a negative count, time or
+// rate, a rate that is not a number, an ack pending share outside 0–100.
+// The error names the flag that sets the threshold, with its value.
 func (t Thresholds) Validate() error {
-	for _, l := range []struct {
+	for _, lv := range []struct {
 		level string
-		l     Limits
-	}{{"warn", t.Warn}, {"critical", t.Critical}} {
-		switch {
-		case l.l.OutstandingAck < 0, l.l.Redelivery < 0, l.l.Waiting < 0, l.l.Unprocessed < 0,
-			l.l.AckWaitExpired < 0, l.l.MaxDeliverReached < 0, l.l.LateAck < 0, l.l.RedeliveryStorm < 0,
-			l.l.NakStorm < 0, l.l.Terminated < 0:
-			return fmt.Errorf("%s thresholds must not be negative", l.level)
-		case l.l.AckPendingShare < 0 || l.l.AckPendingShare > 100:
-			return fmt.Errorf("the ack pending share %s threshold is a percentage from 0 to 100, got %g", l.level, l.l.AckPendingShare)
-		case l.l.LastDelivery < 0, l.l.LastAck < 0:
-			return fmt.Errorf("%s durations must not be negative", l.level)
+		l     *Limits
+	}{{"warn", &t.Warn}, {"critical", &t.Critical}} {
+		for _, f := range lv.l.fields() {
+			flag := "--" + f.name + "-" + lv.level
+			switch {
+			case f.count != nil && *f.count < 0:
+				return fmt.Errorf("%s must not be negative, got %d", flag, *f.count)
+			case f.time != nil && *f.time < 0:
+				return fmt.Errorf("%s must not be negative, got %s", flag, *f.time)
+			case f.number != nil && (math.IsNaN(*f.number) || math.IsInf(*f.number, 0)):
+				return fmt.Errorf("%s must be a number, got %g", flag, *f.number)
+			case f.number != nil && *f.number < 0:
+				return fmt.Errorf("%s must not be negative, got %g", flag, *f.number)
+			case f.number != nil && f.percent && *f.number > 100:
+				return fmt.Errorf("%s is a percentage from 0 to 100, got %g", flag, *f.number)
+			}
 		}
 	}
 	return nil
+}
+
+// limitField is one threshold of a level, named as its rule's flags name
+// it: --<name>-warn and --<name>-critical.
+type limitField struct {
+	name    string
+	count   *int
+	time    *time.Duration
+	number  *float64
+	percent bool
+}
+
+// fields lists every threshold of the level.
+func (l *Limits) fields() []limitField {
+	return []limitField{
+		{name: "outstanding-ack", count: &l.OutstandingAck},
+		{name: "ack-pending-share", number: &l.AckPendingShare, percent: true},
+		{name: "redelivery", count: &l.Redelivery},
+		{name: "unprocessed", count: &l.Unprocessed},
+		{name: "waiting", count: &l.Waiting},
+		{name: "last-delivery", time: &l.LastDelivery},
+		{name: "last-ack", time: &l.LastAck},
+		{name: "ack-wait-expired", count: &l.AckWaitExpired},
+		{name: "max-deliver-reached", count: &l.MaxDeliverReached},
+		{name: "late-ack", count: &l.LateAck},
+		{name: "redelivery-storm", number: &l.RedeliveryStorm},
+		{name: "nak-storm", count: &l.NakStorm},
+		{name: "terminated", count: &l.Terminated},
+	}
 }
 
 // ForConsumer applies a consumer's io.nats.monitor.* metadata to the

@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -301,18 +303,56 @@ func TestDefaultThresholdsAreNeverCritical(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	bad := []Thresholds{
-		{Warn: Limits{Redelivery: -1}},
-		{Critical: Limits{AckPendingShare: 101}},
-		{Critical: Limits{LastAck: -time.Second}},
+	bad := []struct {
+		th   Thresholds
+		want string
+	}{
+		{Thresholds{Warn: Limits{Redelivery: -1}}, "--redelivery-warn must not be negative, got -1"},
+		{Thresholds{Critical: Limits{OutstandingAck: -3}}, "--outstanding-ack-critical must not be negative, got -3"},
+		{Thresholds{Critical: Limits{AckPendingShare: 101}}, "--ack-pending-share-critical is a percentage from 0 to 100, got 101"},
+		{Thresholds{Warn: Limits{AckPendingShare: -5}}, "--ack-pending-share-warn must not be negative, got -5"},
+		{Thresholds{Critical: Limits{LastAck: -time.Second}}, "--last-ack-critical must not be negative, got -1s"},
+		{Thresholds{Warn: Limits{RedeliveryStorm: math.NaN()}}, "--redelivery-storm-warn must be a number, got NaN"},
+		{Thresholds{Critical: Limits{RedeliveryStorm: math.Inf(1)}}, "--redelivery-storm-critical must be a number, got +Inf"},
+		{Thresholds{Warn: Limits{Terminated: -1, Redelivery: -2}}, "--redelivery-warn must not be negative, got -2"},
 	}
-	for _, th := range bad {
-		if th.Validate() == nil {
-			t.Errorf("accepted %+v", th)
+	for _, c := range bad {
+		if err := c.th.Validate(); err == nil || err.Error() != c.want {
+			t.Errorf("%+v: %v, want %q", c.th, err, c.want)
 		}
 	}
 	if err := DefaultThresholds().Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLimitFields: Validate checks every threshold of a level, each once;
+// a new field of Limits must be added to fields().
+func TestLimitFields(t *testing.T) {
+	var l Limits
+	listed := map[uintptr]string{}
+	for _, f := range l.fields() {
+		var v reflect.Value
+		switch {
+		case f.count != nil:
+			v = reflect.ValueOf(f.count)
+		case f.time != nil:
+			v = reflect.ValueOf(f.time)
+		case f.number != nil:
+			v = reflect.ValueOf(f.number)
+		default:
+			t.Fatalf("field %q has no value", f.name)
+		}
+		if other, dup := listed[v.Pointer()]; dup {
+			t.Errorf("fields %q and %q are the same threshold", other, f.name)
+		}
+		listed[v.Pointer()] = f.name
+	}
+	lv := reflect.ValueOf(&l).Elem()
+	for i := range lv.NumField() {
+		if _, ok := listed[lv.Field(i).Addr().Pointer()]; !ok {
+			t.Errorf("Limits.%s is not in fields(): Validate does not check it", lv.Type().Field(i).Name)
+		}
 	}
 }
 
@@ -414,5 +454,64 @@ func TestSelect(t *testing.T) {
 	}
 	if _, err := ParseOnly("ok"); err == nil {
 		t.Error("ParseOnly accepted ok")
+	}
+}
+
+// TestSelectCounts: whatever --sort and --only keep, every stream says how
+// many of its consumers it shows and how many it has, and those figures
+// add up to the selection's and the summary's.
+func TestSelectCounts(t *testing.T) {
+	mk := func(name string, st Status) Consumer { return Consumer{Name: name, Health: Health{Status: st}} }
+	snap := &Snapshot{Streams: []Stream{
+		{Name: "A", Consumers: []Consumer{mk("a1", OK), mk("a2", Warn), mk("a3", OK)}},
+		{Name: "B", Consumers: []Consumer{mk("b1", Critical)}},
+		{Name: "C", Consumers: []Consumer{mk("c1", OK)}},
+		{Name: "D", Consumers: []Consumer{}},
+	}}
+	snap.summarize()
+	warn, critical := Warn, Critical
+	for _, only := range []*Status{nil, &warn, &critical} {
+		for _, sortBy := range SortOrders {
+			for _, scope := range []Scope{{}, {Stream: "A"}} {
+				s := *snap
+				s.Scope = scope
+				if scope.Stream != "" {
+					s.Streams = snap.Streams[:1]
+					s.summarize()
+				}
+				view := s.Select(sortBy, only)
+				shown, hidden := 0, 0
+				total := map[string]int{}
+				for _, st := range view.Streams {
+					shown += len(st.Consumers)
+					hidden += st.HiddenConsumers
+					total[st.Name] = len(st.Consumers) + st.HiddenConsumers
+				}
+				for _, st := range s.Streams {
+					if n, kept := total[st.Name]; kept && n != len(st.Consumers) {
+						t.Errorf("only %v, sort %s, scope %+v: stream %s counts %d consumers, has %d", only, sortBy, scope, st.Name, n, len(st.Consumers))
+					} else if !kept {
+						hidden += len(st.Consumers)
+					}
+				}
+				sel := view.Selection
+				if shown != sel.Shown || hidden != sel.Hidden || shown+hidden != view.Summary.Consumers || view.Summary != s.Summary {
+					t.Errorf("only %v, sort %s, scope %+v: rows show %d and hide %d; selection %+v, summary %+v", only, sortBy, scope, shown, hidden, sel, view.Summary)
+				}
+				if scope.Stream != "" && (len(view.Streams) != 1 || view.Streams[0].Name != "A") {
+					t.Errorf("only %v: the stream asked for is not in the view: %+v", only, view.Streams)
+				}
+			}
+		}
+	}
+	view := snap.Select(SortName, &warn)
+	if a := view.Stream("A"); a == nil || len(a.Consumers) != 1 || a.HiddenConsumers != 2 {
+		t.Errorf("A under --only warn: %+v", a)
+	}
+	if view.Stream("C") != nil || view.Stream("D") != nil {
+		t.Errorf("streams with nothing at warn are listed: %+v", view.Streams)
+	}
+	if snap.Streams[0].HiddenConsumers != 0 {
+		t.Error("Select changed the snapshot")
 	}
 }

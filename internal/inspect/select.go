@@ -64,10 +64,11 @@ func ParseOnly(s string) (*Status, error) {
 
 // Select returns a view of the snapshot that keeps the consumers at or
 // above only (all when nil), drops the streams left with none to show when
-// only is set, and orders consumers by sortBy, largest figure or worst
-// health first, then by name; streams follow the order of their first
-// consumer. The summary keeps counting everything the snapshot held. The
-// snapshot itself is not changed.
+// only is set (but not the one stream asked for), and orders consumers by
+// sortBy, largest figure or worst health first, then by name; streams
+// follow the order of their first consumer. Each stream counts the
+// consumers it left out (HiddenConsumers), and the summary keeps counting
+// everything the snapshot held. The snapshot itself is not changed.
 func (s *Snapshot) Select(sortBy string, only *Status) *Snapshot {
 	view := *s
 	s = &view
@@ -101,12 +102,16 @@ func (s *Snapshot) Select(sortBy string, only *Status) *Snapshot {
 			}
 			cs = append(cs, c)
 		}
+		st.HiddenConsumers += len(st.Consumers) - len(cs)
 		st.Consumers = cs
 		sel.Shown += len(cs)
 		if sortBy != SortName {
 			slices.SortStableFunc(st.Consumers, func(a, b Consumer) int { return byKey(&a, &b) })
 		}
-		if only != nil && len(st.Consumers) == 0 {
+		// The stream view of the one stream asked for says that none of
+		// its consumers is at that status.
+		asked := s.Scope.Stream == st.Name && s.Scope.Consumer == ""
+		if only != nil && len(st.Consumers) == 0 && !asked {
 			continue
 		}
 		kept = append(kept, st)

@@ -99,6 +99,10 @@ type Stream struct {
 	Config    jetstream.StreamConfig `json:"config"`
 	Cluster   *Cluster               `json:"cluster,omitempty"`
 	Consumers []Consumer             `json:"consumers"`
+	// HiddenConsumers counts the consumers of the stream that Select left
+	// out of Consumers (--only): Consumers and HiddenConsumers together
+	// are every consumer of the stream that inspect read.
+	HiddenConsumers int `json:"hidden_consumers,omitempty"`
 	// MissingConsumers are consumers the server listed but could not report.
 	MissingConsumers []Missing `json:"missing_consumers,omitempty"`
 	// Status is the worst status of the stream's consumers.

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,6 +50,21 @@ func Inspect(w io.Writer, snap *inspect.Snapshot, o InspectOptions) error {
 // JSONLine writes v as one JSON document on a single line: under --watch,
 // one line per refresh.
 func JSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// FailureLine writes Failure's document on a single line: under --watch,
+// the line of a refresh that failed, among the snapshots' lines.
+func FailureLine(w io.Writer, partial any, code int, message string) error {
+	var doc, line bytes.Buffer
+	if err := Failure(&doc, partial, code, message); err != nil {
+		return err
+	}
+	if err := json.Compact(&line, doc.Bytes()); err != nil {
+		return err
+	}
+	line.WriteByte('\n')
+	_, err := w.Write(line.Bytes())
+	return err
+}
 
 func inspectTitle(b *strings.Builder, snap *inspect.Snapshot, o InspectOptions, p palette) {
 	what := "ackprobe inspect"

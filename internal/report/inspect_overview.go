@@ -13,7 +13,7 @@ import (
 // overview is one table of every stream and its consumers.
 func overview(b *strings.Builder, snap *inspect.Snapshot, o InspectOptions, p palette) {
 	if len(snap.Streams) == 0 && len(snap.Missing) == 0 {
-		if snap.Selection != nil && snap.Selection.Only != nil && snap.Summary.Consumers > 0 {
+		if snap.Selection != nil && snap.Selection.Only != nil && snap.Summary.Streams > 0 {
 			b.WriteString(fmt.Sprintf("No consumer at %s or worse.\n\n", snap.Selection.Only))
 			verdictLine(b, snap, o.Width, p)
 			return
@@ -91,15 +91,17 @@ func consumerTableRows(streams []inspect.Stream, withStreams, merged, watching b
 		st := &streams[i]
 		if withStreams {
 			seps = append(seps, len(rows))
-			consumers := p.dim.Sprint("no consumers")
-			if n := len(st.Consumers); n > 0 {
-				consumers = p.dim.Sprintf("%s %s", num(n), inspect.Plural(n, "consumer", "consumers"))
-			}
 			var row []cell
 			if merged {
-				row = append(row, one(p.bold.Sprint(st.Name)))
+				// No column of its own for the count: the name says what
+				// --only left out.
+				name := p.bold.Sprint(st.Name)
+				if st.HiddenConsumers > 0 {
+					name += "  " + p.dim.Sprintf("showing %s of %s", num(len(st.Consumers)), num(len(st.Consumers)+st.HiddenConsumers))
+				}
+				row = append(row, one(name))
 			} else {
-				row = append(row, one(p.bold.Sprint(st.Name)), one(consumers))
+				row = append(row, one(p.bold.Sprint(st.Name)), one(p.dim.Sprint(consumerCount(st))))
 			}
 			msgs := withDelta(num(st.Messages), st.Delta, func(d *inspect.StreamDelta) int64 { return d.Messages }, p)
 			row = append(row, cell{msgs, num(st.Messages)}, one(humanize.IBytes(st.Bytes)))
@@ -126,6 +128,19 @@ func consumerTableRows(streams []inspect.Stream, withStreams, merged, watching b
 		}
 	}
 	return cols, rows, seps
+}
+
+// consumerCount is how many consumers a stream has and, when --only left
+// some out, how many of them are shown.
+func consumerCount(st *inspect.Stream) string {
+	shown, all := len(st.Consumers), len(st.Consumers)+st.HiddenConsumers
+	switch {
+	case all == 0:
+		return "no consumers"
+	case shown < all:
+		return fmt.Sprintf("showing %s of %s %s", num(shown), num(all), inspect.Plural(all, "consumer", "consumers"))
+	}
+	return fmt.Sprintf("%s %s", num(all), inspect.Plural(all, "consumer", "consumers"))
 }
 
 // consumerCells are a consumer's figures; figures whose rule fired take

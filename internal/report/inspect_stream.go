@@ -78,7 +78,7 @@ func streamView(b *strings.Builder, snap *inspect.Snapshot, st *inspect.Stream, 
 	b.WriteString("\n")
 
 	if len(st.Consumers) == 0 {
-		if snap.Selection != nil && snap.Selection.Only != nil && snap.Summary.Consumers > 0 {
+		if st.HiddenConsumers > 0 && snap.Selection != nil && snap.Selection.Only != nil {
 			fmt.Fprintf(b, "No consumer of this stream at %s or worse.\n", snap.Selection.Only)
 		} else {
 			b.WriteString("No consumers on this stream.\n")

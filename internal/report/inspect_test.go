@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -175,6 +176,10 @@ func TestInspectGolden(t *testing.T) {
 	watchedStream.Streams = watchedStream.Streams[2:]
 	watchedStream.Scope = inspect.Scope{Stream: "ORDERS"}
 	emptySnap := &inspect.Snapshot{Server: doc.ServerInfo{URL: "nats://127.0.0.1:4222", Version: "2.15.2", Embedded: true}, Taken: taken, Streams: []inspect.Stream{}}
+	// --only warn: ORDERS shows 2 of its 4 consumers, ACKPROBE_RAKRW3LV and
+	// AUDIT none.
+	warn := inspect.Warn
+	onlySnap := overviewSnapshot().Select(inspect.SortHealth, &warn)
 
 	cases := []struct {
 		name string
@@ -187,6 +192,7 @@ func TestInspectGolden(t *testing.T) {
 		{"inspect_stream_watch", summed(watchedStream), InspectOptions{Watch: 2 * time.Second, Refresh: 5}},
 		{"inspect_consumer", summed(consumerSnap), InspectOptions{}},
 		{"inspect_consumer_watch", summed(watchedConsumer), InspectOptions{Watch: 2 * time.Second, Refresh: 2}},
+		{"inspect_only", onlySnap, InspectOptions{}},
 		{"inspect_empty", emptySnap, InspectOptions{}},
 	}
 	var sized []struct {
@@ -194,7 +200,7 @@ func TestInspectGolden(t *testing.T) {
 		snap *inspect.Snapshot
 		o    InspectOptions
 	}
-	for _, c := range cases[:6] {
+	for _, c := range cases[:len(cases)-1] {
 		for _, w := range []int{80, 200} {
 			o := c.o
 			o.Width = w
@@ -335,5 +341,31 @@ func TestInspectEmptyStreamSequences(t *testing.T) {
 	}
 	if out := b.String(); !strings.Contains(out, "empty after sequence 4") || strings.Contains(out, "5–4") {
 		t.Errorf("empty stream:\n%s", out)
+	}
+}
+
+// TestFailureLine: the failure document of a --watch refresh is Failure's,
+// on one line.
+func TestFailureLine(t *testing.T) {
+	partial := map[string]any{"scope": inspect.Scope{Stream: "ORDERS"}, "server": doc.ServerInfo{URL: "nats://n1:4222"}}
+	var line, indented bytes.Buffer
+	if err := FailureLine(&line, partial, 2, "lost the connection\nto n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Failure(&indented, partial, 2, "lost the connection\nto n1"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(line.String(), "\n") != 1 || !strings.HasSuffix(line.String(), "}\n") {
+		t.Fatalf("not one line: %q", line.String())
+	}
+	var a, b any
+	if err := json.Unmarshal(line.Bytes(), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(indented.Bytes(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("FailureLine %s, Failure %s", line.String(), indented.String())
 	}
 }
