@@ -63,7 +63,10 @@ func (o *inspectOptions) render(s streams, snap *inspect.Snapshot, refresh int) 
 			return err
 		}
 	case formatNagios:
-		code, err := report.InspectNagios(s.stdout, view)
+		// A check's status is the verdict over every consumer looked at,
+		// like the exit code of the other formats: --only shapes lists,
+		// it does not silence a warning.
+		code, err := report.InspectNagios(s.stdout, snap)
 		if err != nil {
 			return err
 		}

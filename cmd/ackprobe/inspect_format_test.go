@@ -272,9 +272,15 @@ func TestInspectOnlyCounts(t *testing.T) {
 			t.Errorf("%v: JSON streams %+v selection %+v summary %+v", extra, snap.Streams, snap.Selection, snap.Summary)
 		}
 	}
+	// --only shapes lists, not the verdict: a Nagios check with --only
+	// critical still warns about the warn consumers it does not list.
+	r := ackprobe(t, nil, "inspect", "--format", "nagios", "--only", "critical", "-s", is.url)
+	if r.code != 1 || !strings.HasPrefix(r.stdout, "WARNING") {
+		t.Errorf("nagios --only critical: exit %d %q", r.code, r.stdout)
+	}
 	// Without --only nothing is hidden: "4 consumers", and no
 	// hidden_consumers in JSON.
-	r := ackprobe(t, nil, "inspect", "--no-color", "-s", is.url)
+	r = ackprobe(t, nil, "inspect", "--no-color", "-s", is.url)
 	if !strings.Contains(r.stdout, "│ ORDERS     │ 4 consumers ") || strings.Contains(r.stdout, "showing") {
 		t.Errorf("without --only:\n%s", r.stdout)
 	}

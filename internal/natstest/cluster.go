@@ -61,7 +61,7 @@ func (c *Cluster) start(i int) {
 		c.t.Fatalf("natstest: cluster node %d: %v", i, err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	if !s.ReadyForConnections(30 * time.Second) {
 		c.t.Fatalf("natstest: cluster node %d not ready", i)
 	}
 	c.servers[i] = s

@@ -47,7 +47,7 @@ func RunServerWith(t testing.TB, opts *server.Options) *server.Server {
 		t.Fatalf("natstest: new server: %v", err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	if !s.ReadyForConnections(30 * time.Second) {
 		s.Shutdown()
 		t.Fatalf("natstest: server not ready")
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -160,12 +161,58 @@ func (p *Process) Running() bool { return p.cmd != nil }
 // Pid is the process id, for tests that signal it.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
+// freePort returns a loopback port nothing listens on, for a server that
+// must know its port before it starts (cluster routes, restarts on the same
+// port). It is picked below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range): a port the kernel handed out and took
+// back (127.0.0.1:0) is soon handed to some outgoing connection of another
+// test, and the server that was to listen there cannot. Each port is given
+// out once per test binary.
 func freePort(t testing.TB) int {
 	t.Helper()
+	low := ephemeralLow()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for try := 0; try < 1000 && low > minPort+1000; try++ {
+		port := minPort + rand.IntN(low-minPort)
+		if portsGiven[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[port] = true
+		return port
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("natstest: free port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// minPort is the lowest port freePort picks: above the well-known and most
+// registered services' ports.
+const minPort = 20000
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low <= 0 {
+		return 32768
+	}
+	return low
 }
