@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jedib0t/go-pretty/v6/text"
 
 	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/ackprobe/ackprobe/internal/probe"
@@ -156,6 +159,19 @@ func perNode() *probe.Result {
 	return r
 }
 
+// remote is the classic result from a named server of a cluster, reached
+// through a context, with the server's ack metrics unavailable and a
+// leftover: every header line at its longest.
+func remote() *probe.Result {
+	r := classic()
+	r.Server = doc.ServerInfo{URL: "nats://nats-0.nats.messaging.svc.cluster.local:4222", Name: "nats-0", Version: "2.15.2",
+		Cluster: "messaging-east", Domain: "hub", Context: "prod-east-admin"}
+	r.Replicas = 3
+	r.ServerSampling = `unavailable: consumer "ACKPROBE_TEST" has no sample_freq (it was created without it)`
+	r.Leftovers = []probe.Leftover{{What: "stream", Stream: "ACKPROBE_TEST", Error: "context deadline exceeded", Command: "nats stream rm ACKPROBE_TEST -f"}}
+	return r
+}
+
 func TestProbeGolden(t *testing.T) {
 	cases := []struct {
 		file  string
@@ -171,6 +187,8 @@ func TestProbeGolden(t *testing.T) {
 		{"pernode.txt", perNode(), false},
 		{"pernode.color.txt", perNode(), true},
 		{"pernode.80.txt", perNode(), false},
+		{"remote.txt", remote(), false},
+		{"remote.80.txt", remote(), false},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
@@ -194,6 +212,46 @@ func TestProbeGolden(t *testing.T) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// TestFitsWidth80 renders every report at 80 columns, plain and colored:
+// no line may be wider than the terminal.
+func TestFitsWidth80(t *testing.T) {
+	const width = 80
+	check := func(t *testing.T, out string) {
+		t.Helper()
+		for _, line := range strings.Split(out, "\n") {
+			if n := text.StringWidthWithoutEscSequences(line); n > width {
+				t.Errorf("line of %d columns at width %d: %q", n, width, line)
+			}
+		}
+	}
+	results := map[string]func() *probe.Result{"classic": classic, "scaled": scaled, "faults": faulty, "pernode": perNode, "remote": remote}
+	for name, res := range results {
+		for _, color := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/color=%v", name, color), func(t *testing.T) {
+				var b bytes.Buffer
+				if err := Probe(&b, res(), Options{Color: color, Command: "compare", Width: width}); err != nil {
+					t.Fatal(err)
+				}
+				check(t, b.String())
+			})
+		}
+	}
+	for _, color := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cleanup/color=%v", color), func(t *testing.T) {
+			found := leftovers()
+			var b bytes.Buffer
+			if err := Cleanup(&b, cleanupServer, found, nil, nil, false, Options{Color: color, Width: width}); err != nil {
+				t.Fatal(err)
+			}
+			failed := []FailedRemoval{{Orphan: found.Found[1], Error: "nats: timeout"}}
+			if err := Cleanup(&b, cleanupServer, nil, found.Found[:1], failed, true, Options{Color: color, Width: width}); err != nil {
+				t.Fatal(err)
+			}
+			check(t, b.String())
 		})
 	}
 }
