@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ackprobe/ackprobe/internal/connect"
+	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/ackprobe/ackprobe/internal/probe"
 	"github.com/ackprobe/ackprobe/internal/report"
 )
@@ -25,13 +26,16 @@ taking an ack, less than --older-than ago (a run still going, such as a
 canary), and what a run kept on purpose with --keep (unless --include-kept).
 
 Without --force it lists what it found and, on a terminal, asks before
-removing; otherwise it removes nothing.
+removing; otherwise it removes nothing. It also says how many of ackprobe's
+own it skipped for being younger, or more recently active, than
+--older-than (under --json: "skipped", each with its "reason").
 
 Activity is the consumer leader's own record (consumer info's last delivery
 and last ack times). A server that restarts replays its consumers' records
-and stamps them with the restart time: right after a cluster restart,
-leftovers look active for --older-than; pass a shorter one (0s: by creation
-time alone) if you know no run is going.
+and stamps them with the restart time: right after a cluster restart (or a
+whole-cluster failure), leftovers look active for --older-than; pass
+--older-than 0s (whatever their age or activity) if you know no run or
+canary is going.
 
 EXIT STATUS
   0    listed, and removed what was asked
@@ -73,10 +77,15 @@ func newCleanupCmd(g *globalOptions, s streams) *cobra.Command {
 
 // cleanupResult is cleanup's JSON document.
 type cleanupResult struct {
-	Found   []probe.Orphan         `json:"found"`
-	Removed []probe.Orphan         `json:"removed"`
-	Failed  []report.FailedRemoval `json:"failed,omitempty"`
-	OK      bool                   `json:"ok"`
+	Found []probe.Orphan `json:"found"`
+	// Skipped are ackprobe's own, left alone for being younger, or more
+	// recently active, than --older-than.
+	Skipped     []probe.Skipped        `json:"skipped"`
+	OlderThan   doc.Duration           `json:"older_than"`
+	OlderThanMS float64                `json:"older_than_ms"`
+	Removed     []probe.Orphan         `json:"removed"`
+	Failed      []report.FailedRemoval `json:"failed,omitempty"`
+	OK          bool                   `json:"ok"`
 }
 
 func runCleanup(ctx context.Context, g *globalOptions, o *cleanupOptions, s streams) error {
@@ -89,14 +98,17 @@ func runCleanup(ctx context.Context, g *globalOptions, o *cleanupOptions, s stre
 	if err != nil {
 		return withAsync(err, conn)
 	}
-	res := cleanupResult{Found: found, Removed: []probe.Orphan{}, OK: true}
+	res := cleanupResult{Found: found.Found, Skipped: found.Skipped, OlderThan: doc.Duration(found.OlderThan),
+		OlderThanMS: doc.Millis(found.OlderThan), Removed: []probe.Orphan{}, OK: true}
+	ropts := report.Options{Color: colorOn(g, s), Width: s.width}
 	remove := o.force
-	if !remove && len(found) > 0 && !g.json && s.stdinTTY && s.stderrTTY {
-		_ = report.Orphans(s.stdout, conn.ServerInfo(), found, report.Options{Color: colorOn(g, s), Width: s.width})
-		fmt.Fprintf(s.stderr, "remove these %d? [y/N] ", len(found))
+	listed := found
+	if !remove && len(found.Found) > 0 && !g.json && s.stdinTTY && s.stderrTTY {
+		_ = report.Orphans(s.stdout, conn.ServerInfo(), found, ropts)
+		fmt.Fprint(s.stderr, report.Prompt(found.Found))
 		answer, _ := bufio.NewReader(s.stdin).ReadString('\n')
 		remove = strings.EqualFold(strings.TrimSpace(answer), "y") || strings.EqualFold(strings.TrimSpace(answer), "yes")
-		found = nil // listed already
+		listed = nil // listed already
 	}
 	if remove {
 		for _, orphan := range res.Found {
@@ -114,7 +126,7 @@ func runCleanup(ctx context.Context, g *globalOptions, o *cleanupOptions, s stre
 	if g.json {
 		err = report.JSON(s.stdout, res)
 	} else {
-		err = report.Cleanup(s.stdout, conn.ServerInfo(), found, res.Removed, res.Failed, remove, report.Options{Color: colorOn(g, s), Width: s.width})
+		err = report.Cleanup(s.stdout, conn.ServerInfo(), listed, res.Removed, res.Failed, remove, ropts)
 	}
 	if err != nil {
 		return err

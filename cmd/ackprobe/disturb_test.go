@@ -70,8 +70,9 @@ func TestServerDiesDuringConfirmedAcks(t *testing.T) {
 
 // TestWholeClusterDies kills every node of a cluster mid-run: one JSON
 // document under --json (ok false, the error, what was left), one error
-// line; once the cluster is back, cleanup removes ackprobe's leftover and
-// nothing of the user's.
+// line; once the cluster is back, cleanup says it skips the minutes-old
+// leftover by default, and with --older-than 0s removes it and nothing of
+// the user's.
 func TestWholeClusterDies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster of nats-server processes")
@@ -123,8 +124,25 @@ func TestWholeClusterDies(t *testing.T) {
 		n.Start()
 	}
 	c.WaitReady(60 * time.Second)
+	// With the default --older-than the minutes-old leftover is skipped,
+	// and said to be, with what to pass.
+	r := ackprobe(t, nil, "cleanup", "-s", c.URLs(), "--json")
+	var skipped struct {
+		Found   []probe.Orphan  `json:"found"`
+		Skipped []probe.Skipped `json:"skipped"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &skipped); err != nil || r.code != 0 {
+		t.Fatalf("cleanup: exit %d %v\n%s%s", r.code, err, r.stdout, r.stderr)
+	}
+	if len(skipped.Found) != 0 || len(skipped.Skipped) != 1 || skipped.Skipped[0].Stream != doc.Stream {
+		t.Errorf("cleanup with the default --older-than: found %+v, skipped %+v", skipped.Found, skipped.Skipped)
+	}
+	r = ackprobe(t, nil, "cleanup", "-s", c.URLs(), "--no-color")
+	if !strings.Contains(r.stdout, "1 skipped: ") || !strings.Contains(r.stdout, "pass --older-than 0s to remove it too") {
+		t.Errorf("cleanup does not say what it skipped:\n%s%s", r.stdout, r.stderr)
+	}
 	// Listed, not removed, without --force and without a terminal.
-	r := ackprobe(t, nil, "cleanup", "-s", c.URLs(), "--older-than", "0s", "--json")
+	r = ackprobe(t, nil, "cleanup", "-s", c.URLs(), "--older-than", "0s", "--json")
 	var listed struct {
 		Found   []probe.Orphan `json:"found"`
 		Removed []probe.Orphan `json:"removed"`

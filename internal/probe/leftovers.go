@@ -34,6 +34,40 @@ type Orphan struct {
 	Command string `json:"command"`
 }
 
+// Skipped is one of ackprobe's own streams or consumers that FindOrphans
+// left alone because it was created, or last active, less than
+// FindOptions.OlderThan ago: a run (a canary) may still be using it. With
+// an OlderThan of 0 it would be an orphan.
+type Skipped struct {
+	Orphan
+	// Reason is "young" (created less than OlderThan ago) or "active"
+	// (delivered or took an ack less than OlderThan ago, by the consumer
+	// leader's record, which a restarted server stamps with its restart
+	// time).
+	Reason string `json:"reason"`
+	// LastActive is the latest delivery or ack of its probe consumers, if
+	// any.
+	LastActive *time.Time `json:"last_active,omitempty"`
+}
+
+// Reasons a candidate is skipped.
+const (
+	SkippedYoung  = "young"
+	SkippedActive = "active"
+)
+
+// Orphans is what FindOrphans found.
+type Orphans struct {
+	// OlderThan is the FindOptions.OlderThan it judged by.
+	OlderThan time.Duration
+	// Found are the orphans, oldest first; never nil.
+	Found []Orphan
+	// Skipped are the candidates too young or too recently active, oldest
+	// first; never nil. What a run kept on purpose (--keep) is in neither
+	// list unless FindOptions.IncludeKept.
+	Skipped []Skipped
+}
+
 // FindOptions say which orphans FindOrphans reports.
 type FindOptions struct {
 	// OlderThan skips what was created, or last delivered or acked, less
@@ -48,13 +82,27 @@ type FindOptions struct {
 // FindOrphans lists, read-only, what ackprobe created and left behind on
 // the account: streams and consumers carrying ackprobe's owner mark
 // (metadata io.ackprobe.owner), older than opts.OlderThan and without
-// recent activity. Nothing without the mark is ever reported.
-func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) ([]Orphan, error) {
+// recent activity; and, as skipped, those that would be but for their age
+// or activity. Nothing without the mark is ever reported.
+func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) (*Orphans, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
 	now := time.Now()
-	old := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) >= opts.OlderThan }
+	res := &Orphans{OlderThan: opts.OlderThan, Found: []Orphan{}, Skipped: []Skipped{}}
+	// judge puts a candidate in Found or Skipped.
+	judge := func(o Orphan, lastActive *time.Time) {
+		switch {
+		case o.Created.IsZero():
+			// Not judged by age at all: left alone whatever --older-than.
+		case now.Sub(o.Created) < opts.OlderThan:
+			res.Skipped = append(res.Skipped, Skipped{Orphan: o, Reason: SkippedYoung, LastActive: lastActive})
+		case recent(lastActive, now, opts.OlderThan):
+			res.Skipped = append(res.Skipped, Skipped{Orphan: o, Reason: SkippedActive, LastActive: lastActive})
+		default:
+			res.Found = append(res.Found, o)
+		}
+	}
 	// Every stream by name (the meta leader knows them all, also those
 	// whose own leader is being elected after a restart, which a listing
 	// of stream infos leaves out), then each one's info, retried while it
@@ -69,7 +117,6 @@ func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) 
 	if err := lister.Err(); err != nil {
 		return nil, fmt.Errorf("list streams: %w", err)
 	}
-	var out []Orphan
 	for _, name := range names {
 		st, err := retry(ctx, max(3*opts.Timeout, 15*time.Second), opts.Timeout, func(ctx context.Context) (jetstream.Stream, error) {
 			return js.Stream(ctx, name)
@@ -85,68 +132,74 @@ func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) 
 		if !owned && si.State.Consumers == 0 {
 			continue
 		}
-		consumers, active, err := probeConsumers(ctx, st, now, opts.OlderThan, opts.Timeout)
+		consumers, err := probeConsumers(ctx, st, opts.Timeout)
 		if err != nil {
 			return nil, err
 		}
 		if owned {
-			created := marks.CreatedAt(si.Config.Metadata, si.Created)
 			kept := marks.Kept(si.Config.Metadata)
-			if old(created) && !active && (!kept || opts.IncludeKept) {
-				out = append(out, Orphan{What: "stream", Stream: si.Config.Name, Run: si.Config.Metadata[marks.Run], Created: created,
-					Kept: kept, Messages: si.State.Msgs, Command: fmt.Sprintf("nats stream rm %s -f", si.Config.Name)})
+			if kept && !opts.IncludeKept {
+				continue
 			}
+			var last *time.Time
+			for _, ci := range consumers {
+				last = later(last, lastActivity(ci))
+			}
+			judge(Orphan{What: "stream", Stream: si.Config.Name, Run: si.Config.Metadata[marks.Run],
+				Created: marks.CreatedAt(si.Config.Metadata, si.Created), Kept: kept, Messages: si.State.Msgs,
+				Command: fmt.Sprintf("nats stream rm %s -f", si.Config.Name)}, last)
 			continue
 		}
 		for _, ci := range consumers {
-			created := marks.CreatedAt(ci.Config.Metadata, ci.Created)
 			kept := marks.Kept(ci.Config.Metadata)
-			if !old(created) || recent(ci, now, opts.OlderThan) || kept && !opts.IncludeKept {
+			if kept && !opts.IncludeKept {
 				continue
 			}
-			out = append(out, Orphan{What: "consumer", Stream: si.Config.Name, Consumer: ci.Name, Subject: ci.Config.FilterSubject,
-				Run: ci.Config.Metadata[marks.Run], Created: created, Kept: kept,
-				Command: fmt.Sprintf("nats consumer rm %s %s -f && nats stream purge %s --subject %s -f", si.Config.Name, ci.Name, si.Config.Name, ci.Config.FilterSubject)})
+			judge(Orphan{What: "consumer", Stream: si.Config.Name, Consumer: ci.Name, Subject: ci.Config.FilterSubject,
+				Run: ci.Config.Metadata[marks.Run], Created: marks.CreatedAt(ci.Config.Metadata, ci.Created), Kept: kept,
+				Command: fmt.Sprintf("nats consumer rm %s %s -f && nats stream purge %s --subject %s -f", si.Config.Name, ci.Name, si.Config.Name, ci.Config.FilterSubject)},
+				lastActivity(ci))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
-	return out, nil
+	sort.SliceStable(res.Found, func(i, j int) bool { return res.Found[i].Created.Before(res.Found[j].Created) })
+	sort.SliceStable(res.Skipped, func(i, j int) bool { return res.Skipped[i].Created.Before(res.Skipped[j].Created) })
+	return res, nil
 }
 
-// probeConsumers returns the ackprobe consumers of a stream, and whether
-// any of them was active within window.
-func probeConsumers(ctx context.Context, st jetstream.Stream, now time.Time, window, timeout time.Duration) ([]*jetstream.ConsumerInfo, bool, error) {
+// probeConsumers returns the ackprobe consumers of a stream.
+func probeConsumers(ctx context.Context, st jetstream.Stream, timeout time.Duration) ([]*jetstream.ConsumerInfo, error) {
 	stream := st.CachedInfo().Config.Name
 	ctx, cancel := context.WithTimeout(ctx, 3*timeout)
 	defer cancel()
 	var out []*jetstream.ConsumerInfo
-	active := false
 	lister := st.ListConsumers(ctx)
 	for ci := range lister.Info() {
-		if !marks.Owned(ci.Config.Metadata) {
-			continue
+		if marks.Owned(ci.Config.Metadata) {
+			out = append(out, ci)
 		}
-		out = append(out, ci)
-		active = active || recent(ci, now, window)
 	}
 	if err := lister.Err(); err != nil {
-		return nil, false, fmt.Errorf("list consumers of stream %q: %w", stream, err)
+		return nil, fmt.Errorf("list consumers of stream %q: %w", stream, err)
 	}
-	return out, active, nil
+	return out, nil
 }
 
-// recent reports a consumer that delivered or took an ack within window
-// (the leader's memory: lost when leadership moved).
-func recent(ci *jetstream.ConsumerInfo, now time.Time, window time.Duration) bool {
-	if window <= 0 {
-		return false
+// lastActivity is a consumer's last delivery or ack, whichever is later
+// (the leader's memory: lost when leadership moved), or nil for none.
+func lastActivity(ci *jetstream.ConsumerInfo) *time.Time {
+	return later(ci.Delivered.Last, ci.AckFloor.Last)
+}
+
+func later(a, b *time.Time) *time.Time {
+	if a == nil || b != nil && b.After(*a) {
+		return b
 	}
-	for _, t := range []*time.Time{ci.Delivered.Last, ci.AckFloor.Last} {
-		if t != nil && now.Sub(*t) < window {
-			return true
-		}
-	}
-	return false
+	return a
+}
+
+// recent reports an activity within window of now.
+func recent(t *time.Time, now time.Time, window time.Duration) bool {
+	return window > 0 && t != nil && now.Sub(*t) < window
 }
 
 // RemoveOrphan deletes an orphan FindOrphans reported: a probe stream, or a

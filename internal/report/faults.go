@@ -25,7 +25,7 @@ func (v view) faultsSection(b *strings.Builder) {
 	if f.CutAfter > 0 {
 		counts += fmt.Sprintf(", %s cut, %s lost in the cut, %s connections", num(f.Cuts), num(f.AcksCut), num(f.Connections))
 	}
-	fmt.Fprintf(b, "%s %s (proxy: %s)\n", p.title.Sprint("fault injection:"), strings.Join(what, " and "), counts)
+	fmt.Fprintf(b, "%s\n", v.wrap(fmt.Sprintf("%s %s (proxy: %s)", p.title.Sprint("fault injection:"), strings.Join(what, " and "), counts), 2))
 
 	t, row := v.modeTable()
 	ptr := func(n *int64) string {

@@ -16,11 +16,11 @@ import (
 func (v view) nodesView(b *strings.Builder) {
 	res, p := v.res, v.p
 	t := newTable()
-	t.AppendHeader(table.Row{"Server", "Led Round", "Confirmed p50", "p90", "p99", "Max", "Std Visible p50", "Server Ack p50", "API RTT p50", "Acks", "Placement"})
+	t.AppendHeader(table.Row{"Server", "Led Round", "Confirmed p50", "p90", "p99", "Max", "Std Visible p50", "Ack Legs p50", "API RTT p50", "Acks", "Placement"})
 	alignRight(t, 3, 4, 5, 6, 7, 8, 9, 10)
 	if v.narrow() {
-		// The least important go: max, the server's ack time, the API
-		// round trip, the count and how the leaders got there.
+		// The least important go: max, the ack legs, the API round trip,
+		// the count and how the leaders got there.
 		right := func(n int) table.ColumnConfig {
 			return table.ColumnConfig{Number: n, Align: text.AlignRight, AlignHeader: text.AlignRight}
 		}
@@ -48,7 +48,13 @@ func (v view) nodesView(b *strings.Builder) {
 			}
 			return us(f(m.AckLatencyUS))
 		}
-		visible, server, acks := p.dim.Sprint("-"), p.dim.Sprint("-"), 0
+		// Ack legs: the server's delivery → ack processed (its sampled
+		// ack_time) less the client's hold time, i.e. the message's way
+		// to the client and the ack's way back to the leader, without
+		// the client's own time and before replication. The server's
+		// ack_time alone is mostly the client's hold time (batches are
+		// fetched ahead), so it said little about the node.
+		visible, legs, acks := p.dim.Sprint("-"), p.dim.Sprint("-"), 0
 		if std != nil {
 			acks += std.Acks
 			if std.Visibility.LagUS.Count > 0 {
@@ -59,8 +65,8 @@ func (v view) nodesView(b *strings.Builder) {
 		}
 		if conf != nil {
 			acks += conf.Acks
-			if conf.Server != nil && conf.Server.Events > 0 {
-				server = us(conf.Server.AckTimeUS.P50)
+			if conf.Server != nil && conf.Server.TransitUS.Count > 0 {
+				legs = us(conf.Server.TransitUS.P50)
 			}
 		}
 		t.AppendRow(table.Row{name, led,
@@ -68,7 +74,7 @@ func (v view) nodesView(b *strings.Builder) {
 			cell(conf, func(l probe.Latency) float64 { return l.P90 }),
 			cell(conf, func(l probe.Latency) float64 { return l.P99 }),
 			cell(conf, func(l probe.Latency) float64 { return l.Max }),
-			visible, server, us(n.APIRoundTripUS.P50), num(acks), n.Placement})
+			visible, legs, us(n.APIRoundTripUS.P50), num(acks), n.Placement})
 	}
 	b.WriteString(t.Render() + "\n\n")
 	for _, n := range res.Nodes {

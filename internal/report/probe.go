@@ -109,21 +109,21 @@ func (v view) header(b *strings.Builder) {
 	if res.Server.Embedded {
 		where += " (embedded)"
 	}
-	fmt.Fprintf(b, "%s  nats-server %s at %s", p.title.Sprintf("ackprobe %s", cmd), res.Server.Version, where)
+	items := []string{p.title.Sprintf("ackprobe %s", cmd), fmt.Sprintf("nats-server %s at %s", res.Server.Version, where)}
 	// A server without a configured name reports its 56-character ID.
 	if n := res.Server.Name; n != "" && !res.Server.Embedded && !(len(n) == 56 && n[0] == 'N') {
-		fmt.Fprintf(b, "  server %s", res.Server.Name)
+		items = append(items, "server "+n)
 	}
 	if res.Server.Cluster != "" {
-		fmt.Fprintf(b, "  cluster %s", res.Server.Cluster)
+		items = append(items, "cluster "+res.Server.Cluster)
 	}
 	if res.Server.Domain != "" {
-		fmt.Fprintf(b, "  domain %s", res.Server.Domain)
+		items = append(items, "domain "+res.Server.Domain)
 	}
 	if res.Server.Context != "" {
-		fmt.Fprintf(b, "  context %s", res.Server.Context)
+		items = append(items, "context "+res.Server.Context)
 	}
-	b.WriteString("\n")
+	b.WriteString(fitItems(items, v.o.Width) + "\n")
 	origin := func(created bool) string {
 		switch {
 		case created && res.Created.Kept:
@@ -140,7 +140,7 @@ func (v view) header(b *strings.Builder) {
 	b.WriteString(v.wrap(fmt.Sprintf("stream %s (%s; %s, R%d)  subject %s", p.bold.Sprint(res.Stream), origin(res.Created.Stream), res.Storage, res.Replicas, res.Subject), 0) + "\n")
 	b.WriteString(v.wrap(fmt.Sprintf("consumer %s (%s); ack wait %s; %s %s per mode", p.bold.Sprint(res.Consumer), origin(res.Created.Consumer), res.AckWait, num(res.Count), per), 0) + "\n")
 	if res.ServerSampling != "" && !strings.HasPrefix(res.ServerSampling, "on") {
-		fmt.Fprintf(b, "%s\n", p.dim.Sprintf("server ack metrics %s", res.ServerSampling))
+		fmt.Fprintf(b, "%s\n", p.dim.Sprint(v.wrap("server ack metrics "+res.ServerSampling, 0)))
 	}
 	b.WriteString("\n")
 }
@@ -374,7 +374,7 @@ func (v view) verdict(b *strings.Builder) {
 	}
 	v.findings(b, "")
 	for _, l := range res.Leftovers {
-		fmt.Fprintf(b, "%s could not clean up %s\n", p.bad.Sprint("✗"), l)
+		fmt.Fprintf(b, "%s %s\n", p.bad.Sprint("✗"), v.wrap("could not clean up "+l.String(), 2))
 	}
 	if res.OK {
 		fmt.Fprintf(b, "\n%s\n", p.good.Sprint("OK: every check held"))

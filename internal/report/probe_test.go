@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jedib0t/go-pretty/v6/text"
 
 	"github.com/ackprobe/ackprobe/internal/doc"
 	"github.com/ackprobe/ackprobe/internal/probe"
@@ -137,22 +140,35 @@ func perNode() *probe.Result {
 	lat := func(p50, p90, p99, max float64) probe.Latency {
 		return probe.Latency{Count: 1000, P50: p50, P90: p90, P99: p99, Max: max, Mean: p50}
 	}
-	node := func(name string, conf probe.Latency, lag float64) probe.NodeResult {
+	node := func(name string, conf probe.Latency, lag, legs float64) probe.NodeResult {
 		return probe.NodeResult{Server: name, Cluster: "east", Probed: true, LedWholeRound: true, Placement: "moved", Leaders: []string{name},
 			APIRoundTripUS: lat(300, 400, 500, 600),
 			Modes: []probe.ModeResult{
 				{Mode: probe.Standard, Acks: 1000, AckLatencyUS: lat(0.2, 0.3, 0.9, 20), Visibility: probe.Visibility{ReadBacks: 100, StaleReads: 20, LagUS: lat(lag, lag, lag, lag)}},
-				{Mode: probe.Confirmed, Acks: 1000, AckLatencyUS: conf, Server: &probe.ServerView{Events: 1000, AckTimeUS: lat(9000, 12000, 15000, 20000)}},
+				{Mode: probe.Confirmed, Acks: 1000, AckLatencyUS: conf, Server: &probe.ServerView{Events: 1000, AckTimeUS: lat(9000, 12000, 15000, 20000), TransitUS: lat(legs, 2*legs, 4*legs, 8*legs)}},
 			}}
 	}
-	n3 := node("n3", lat(424, 6890, 9180, 15100), 7540)
+	n3 := node("n3", lat(424, 6890, 9180, 15100), 7540, 2870)
 	n3.Findings = []probe.Finding{}
-	r.Nodes = []probe.NodeResult{node("n1", lat(242, 415, 977, 8590), 815), node("n2", lat(337, 565, 1930, 6220), 1300), n3,
+	r.Nodes = []probe.NodeResult{node("n1", lat(242, 415, 977, 8590), 815, 161), node("n2", lat(337, 565, 1930, 6220), 1300, 214), n3,
 		{Server: "n4", Cluster: "east", Placement: "outside the probe stream's peer set", Modes: []probe.ModeResult{}}}
 	r.Nodes[3].Findings = []probe.Finding{{Code: probe.CodeNotProbed, Node: "n4", Severity: probe.SeverityInfo, Count: 1, Message: "n4 was not probed: it is outside the probe stream's peer set (raise --replicas to cover it)"}}
 	slow := probe.Finding{Code: probe.CodeSlowNode, Node: "n3", Severity: probe.SeverityWarn, Count: 1, Message: "n3 is the slowest node: confirmed ack p90 6.89ms there, 14.1× the median of the others (490µs)"}
 	r.Findings = []probe.Finding{r.Nodes[3].Findings[0], slow}
 	r.Notes = []string{r.Findings[0].Message, slow.Message}
+	return r
+}
+
+// remote is the classic result from a named server of a cluster, reached
+// through a context, with the server's ack metrics unavailable and a
+// leftover: every header line at its longest.
+func remote() *probe.Result {
+	r := classic()
+	r.Server = doc.ServerInfo{URL: "nats://nats-0.nats.messaging.svc.cluster.local:4222", Name: "nats-0", Version: "2.15.2",
+		Cluster: "messaging-east", Domain: "hub", Context: "prod-east-admin"}
+	r.Replicas = 3
+	r.ServerSampling = `unavailable: consumer "ACKPROBE_TEST" has no sample_freq (it was created without it)`
+	r.Leftovers = []probe.Leftover{{What: "stream", Stream: "ACKPROBE_TEST", Error: "context deadline exceeded", Command: "nats stream rm ACKPROBE_TEST -f"}}
 	return r
 }
 
@@ -171,6 +187,8 @@ func TestProbeGolden(t *testing.T) {
 		{"pernode.txt", perNode(), false},
 		{"pernode.color.txt", perNode(), true},
 		{"pernode.80.txt", perNode(), false},
+		{"remote.txt", remote(), false},
+		{"remote.80.txt", remote(), false},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
@@ -195,6 +213,79 @@ func TestProbeGolden(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFitsWidth80 renders every report at 80 columns, plain and colored:
+// no line may be wider than the terminal.
+func TestFitsWidth80(t *testing.T) {
+	const width = 80
+	check := func(t *testing.T, out string) {
+		t.Helper()
+		for _, line := range strings.Split(out, "\n") {
+			if n := text.StringWidthWithoutEscSequences(line); n > width {
+				t.Errorf("line of %d columns at width %d: %q", n, width, line)
+			}
+		}
+	}
+	results := map[string]func() *probe.Result{"classic": classic, "scaled": scaled, "faults": faulty, "pernode": perNode, "remote": remote}
+	for name, res := range results {
+		for _, color := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/color=%v", name, color), func(t *testing.T) {
+				var b bytes.Buffer
+				if err := Probe(&b, res(), Options{Color: color, Command: "compare", Width: width}); err != nil {
+					t.Fatal(err)
+				}
+				check(t, b.String())
+			})
+		}
+	}
+	for _, color := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cleanup/color=%v", color), func(t *testing.T) {
+			found := leftovers()
+			var b bytes.Buffer
+			if err := Cleanup(&b, cleanupServer, found, nil, nil, false, Options{Color: color, Width: width}); err != nil {
+				t.Fatal(err)
+			}
+			failed := []FailedRemoval{{Orphan: found.Found[1], Error: "nats: timeout"}}
+			if err := Cleanup(&b, cleanupServer, nil, found.Found[:1], failed, true, Options{Color: color, Width: width}); err != nil {
+				t.Fatal(err)
+			}
+			check(t, b.String())
+		})
+	}
+}
+
+// TestPerNodeAckLegs: the per-node table shows the ack legs (the
+// server's ack time less the client's hold), never the server's ack time
+// itself, and "-" for a node whose legs could not be measured.
+func TestPerNodeAckLegs(t *testing.T) {
+	res := perNode()
+	res.Nodes[1].Modes[1].Server.TransitUS = probe.Latency{}
+	var b bytes.Buffer
+	if err := Probe(&b, res, Options{Command: "compare"}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "Ack Legs p50") || strings.Contains(out, "Server Ack") || strings.Contains(out, "9.00ms") {
+		t.Fatalf("the server's ack time is shown, or the legs are not:\n%s", out)
+	}
+	want := map[string]string{"n1": "161µs", "n2": "-", "n3": "2.87ms"}
+	for _, line := range strings.Split(out, "\n") {
+		cells := strings.Split(line, "│")
+		if len(cells) < 9 {
+			continue
+		}
+		node := strings.TrimSpace(cells[1])
+		if w, ok := want[node]; ok {
+			if got := strings.TrimSpace(cells[8]); got != w {
+				t.Errorf("%s: ack legs %q, want %q", node, got, w)
+			}
+			delete(want, node)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("rows not found: %v\n%s", want, out)
 	}
 }
 

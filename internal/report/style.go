@@ -280,3 +280,28 @@ func wrapLine(line string, width, indent int) string {
 	b.WriteString(cur)
 	return b.String()
 }
+
+// fitItems joins the items of a header line with two spaces, starting a
+// new line where the next item would not fit width columns (0: no
+// limit), as the header lines after it are wrapped; an item wider than a
+// line on its own is wrapped at its spaces.
+func fitItems(items []string, width int) string {
+	var lines []string
+	cur := ""
+	for _, it := range items {
+		switch {
+		case cur == "":
+			cur = it
+		case width <= 0 || textWidth(cur+"  "+it) <= width:
+			cur += "  " + it
+		default:
+			lines = append(lines, cur)
+			cur = it
+		}
+	}
+	lines = append(lines, cur)
+	for i := range lines {
+		lines[i] = wrapLine(lines[i], width, 0)
+	}
+	return strings.Join(lines, "\n")
+}
