@@ -87,6 +87,13 @@ func (m *modeRun) readBack(ctx context.Context, final bool) (bool, error) {
 		}
 		if ok {
 			lag := time.Since(ackedAt)
+			if !final {
+				// The probe held its acks back to watch this one land: a
+				// pause of its own making, left out of the rate like a
+				// read-back that found every ack applied. (Without it the
+				// next acks would have been on their way meanwhile.)
+				m.rec.measuring += lag
+			}
 			m.r.l.visibleAfter(m.i, lag)
 			if o := m.r.p.cfg.Observer; o != nil {
 				o.AckVisibility(m.mode, lag)

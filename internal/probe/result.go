@@ -146,10 +146,11 @@ type ModeResult struct {
 	// AckWait or longer (client clock): each could have been redelivered.
 	ReachedAckWait int64 `json:"reached_ack_wait"`
 	// AcksPerSec is Acks divided by RateWindow: from the mode's first
-	// fetch until the server showed the last ack applied, waits for
-	// redeliveries and read-backs that found an ack still pending
-	// included (the server was applying acks), less the read-backs that
-	// found every ack already applied (measurement alone).
+	// fetch until the server showed the last ack applied (the final
+	// read-back and waits for redeliveries included), less the pauses of
+	// the mid-run read-backs: the probe holds its acks back while it reads
+	// the consumer and, when an ack is still pending, until it shows;
+	// without those pauses the next acks would have been on their way.
 	AcksPerSec   float64      `json:"acks_per_sec"`
 	RateWindow   doc.Duration `json:"rate_window"`
 	RateWindowMS float64      `json:"rate_window_ms"`

@@ -40,8 +40,8 @@ type modeRecord struct {
 	t0         time.Time
 	elapsed    time.Duration
 	rateWindow time.Duration
-	// measuring is the time of read-backs that found every ack applied:
-	// measurement alone, left out of the rate window.
+	// measuring is the time of the mid-run read-backs, the probe's own
+	// pauses: left out of the rate window.
 	measuring time.Duration
 	gaveUp    bool
 	unsettled int
