@@ -392,7 +392,7 @@ func TestInspectWatchFindsStorms(t *testing.T) {
 			// redeliveries; the next pull finds them at MaxDeliver 2 and
 			// drops them.
 			for range 2 {
-				for _, m := range fetchAll(t, nak, 10) {
+				for _, m := range natstest.Fetch(t, nak, 10) {
 					if err := m.Nak(); err != nil {
 						t.Error(err)
 					}
@@ -421,23 +421,6 @@ func TestInspectWatchFindsStorms(t *testing.T) {
 	if s.naks != 20 || s.maxDeliveries != 10 || s.acked != 0 || !s.rules["nak-storm"] || !s.rules["max-deliver-reached"] || !s.rules["redelivery-storm"] {
 		t.Errorf("%d NAKs, %d max deliveries, %d acks counted, rules %v, in %d refreshes", s.naks, s.maxDeliveries, s.acked, s.rules, strings.Count(out, "\n"))
 	}
-}
-
-// fetchAll receives n messages.
-func fetchAll(t *testing.T, c jetstream.Consumer, n int) []jetstream.Msg {
-	t.Helper()
-	batch, err := c.Fetch(n, jetstream.FetchMaxWait(3*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []jetstream.Msg
-	for m := range batch.Messages() {
-		out = append(out, m)
-	}
-	if len(out) != n {
-		t.Fatalf("fetched %d of %d", len(out), n)
-	}
-	return out
 }
 
 // TestInspectWatchIsReadOnly: refreshes with their subscriptions change no

@@ -93,23 +93,6 @@ func reasonOf(h Health, rule string) *Reason {
 	return nil
 }
 
-// fetchMsgs receives n messages and returns them unacked.
-func fetchMsgs(t *testing.T, c jetstream.Consumer, n int) []jetstream.Msg {
-	t.Helper()
-	batch, err := c.Fetch(n, jetstream.FetchMaxWait(3*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []jetstream.Msg
-	for m := range batch.Messages() {
-		out = append(out, m)
-	}
-	if len(out) != n {
-		t.Fatalf("fetched %d of %d: %v", len(out), n, batch.Error())
-	}
-	return out
-}
-
 // TestRemovalsAreNotAcks: messages fetched and never acked expire by
 // max_age; ack pending drops to 0 and the ack floor moves, but nothing was
 // acked (nats-server#2083, #6374).
@@ -173,7 +156,7 @@ func TestPurgeAndDeleteAreNotAcks(t *testing.T) {
 	a := newAccount(t, jetstream.StreamConfig{Name: "P", Subjects: []string{"p"}})
 	c := mustConsumer(t, a.js, "P", jetstream.ConsumerConfig{Durable: "w", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute})
 	publish(t, a.js, "p", 10)
-	msgs := fetchMsgs(t, c, 6)
+	msgs := natstest.Fetch(t, c, 6)
 	// One real ack, so that acks and removals are told apart.
 	if err := msgs[5].DoubleAck(testCtx(t)); err != nil {
 		t.Fatal(err)
@@ -225,7 +208,7 @@ func TestAcksAreCounted(t *testing.T) {
 	l := a.listen(t, Scope{Stream: "A", Consumer: "w"})
 	w := NewWatch(DefaultThresholds(), l)
 	w.Next(gather(t, a.js, Options{Stream: "A", Consumer: "w"}))
-	for _, m := range fetchMsgs(t, c, 7) {
+	for _, m := range natstest.Fetch(t, c, 7) {
 		if err := m.DoubleAck(testCtx(t)); err != nil {
 			t.Fatal(err)
 		}
@@ -395,7 +378,7 @@ func TestStorms(t *testing.T) {
 	// Three rounds of NAKs: 5 first deliveries, then 10 redeliveries.
 	naks := 0
 	for round := range 3 {
-		for _, m := range fetchMsgs(t, c, 5) {
+		for _, m := range natstest.Fetch(t, c, 5) {
 			if round == 2 && naks%5 < 2 {
 				if err := m.Term(); err != nil {
 					t.Fatal(err)
@@ -443,7 +426,7 @@ func TestStorms(t *testing.T) {
 	// The NAK count reaching the critical threshold in the next interval:
 	// one message NAKed 15 times.
 	for range 15 {
-		if err := fetchMsgs(t, c, 1)[0].Nak(); err != nil {
+		if err := natstest.Fetch(t, c, 1)[0].Nak(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -471,7 +454,7 @@ func TestLateAck(t *testing.T) {
 	w.Next(gather(t, a.js, Options{Stream: "S", Consumer: "w"}))
 	// Two acked in time, two after the ack wait. No pull request waits,
 	// so the server does not redeliver meanwhile.
-	msgs := fetchMsgs(t, c, 4)
+	msgs := natstest.Fetch(t, c, 4)
 	for _, m := range msgs[:2] {
 		if err := m.DoubleAck(testCtx(t)); err != nil {
 			t.Fatal(err)

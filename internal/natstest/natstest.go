@@ -92,3 +92,21 @@ func RunServerConf(t testing.TB, conf string) *server.Server {
 	opts.NoLog, opts.NoSigs = true, true
 	return RunServerWith(t, opts)
 }
+
+// Fetch receives n messages from c within 3s and returns them unacked; it
+// fails the test when fewer come.
+func Fetch(t testing.TB, c jetstream.Consumer, n int) []jetstream.Msg {
+	t.Helper()
+	batch, err := c.Fetch(n, jetstream.FetchMaxWait(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for m := range batch.Messages() {
+		out = append(out, m)
+	}
+	if len(out) != n {
+		t.Fatalf("fetched %d of %d: %v", len(out), n, batch.Error())
+	}
+	return out
+}

@@ -112,6 +112,19 @@ func firedRules(h inspect.Health) map[string]inspect.Status {
 	return m
 }
 
+// painter colors a consumer's figure as the worst of the rules it belongs
+// to fired on it (uncolored when none did).
+func (p palette) painter(h inspect.Health) func(s string, rules ...string) string {
+	fired := firedRules(h)
+	return func(s string, rules ...string) string {
+		worst := inspect.OK
+		for _, r := range rules {
+			worst = max(worst, fired[r])
+		}
+		return p.status(worst, s)
+	}
+}
+
 // status colors s as the status says.
 func (p palette) status(st inspect.Status, s string) string {
 	switch st {

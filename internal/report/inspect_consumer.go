@@ -85,14 +85,7 @@ func consumerView(b *strings.Builder, st *inspect.Stream, c *inspect.Consumer, o
 	k.flush()
 
 	fmt.Fprintf(b, "\n%s\n", p.bold.Sprint("State"))
-	fired := firedRules(c.Health)
-	paint := func(s string, rules ...string) string {
-		worst := inspect.OK
-		for _, r := range rules {
-			worst = max(worst, fired[r])
-		}
-		return p.status(worst, s)
-	}
+	paint := p.painter(c.Health)
 	d := c.Delta
 	moved := func(f func(*inspect.Delta) int64) string {
 		if d == nil {

@@ -146,14 +146,7 @@ func consumerCount(st *inspect.Stream) string {
 // consumerCells are a consumer's figures; figures whose rule fired take
 // that rule's color.
 func consumerCells(c *inspect.Consumer, watching bool, p palette) []cell {
-	fired := firedRules(c.Health)
-	paint := func(s string, rules ...string) string {
-		worst := inspect.OK
-		for _, r := range rules {
-			worst = max(worst, fired[r])
-		}
-		return p.status(worst, s)
-	}
+	paint := p.painter(c.Health)
 	d := c.Delta
 	pending := paint(num(c.NumPending), "unprocessed")
 	ap := paint(ackPending(c), "outstanding-ack", "ack-pending")
