@@ -66,7 +66,7 @@ func (o *inspectOptions) render(s streams, snap *inspect.Snapshot, refresh int) 
 		// A check's status is the verdict over every consumer looked at,
 		// like the exit code of the other formats: --only shapes lists,
 		// it does not silence a warning.
-		code, err := report.InspectNagios(s.stdout, snap)
+		code, err := report.InspectNagios(s.stdout, snap.Select(o.sortBy, nil))
 		if err != nil {
 			return err
 		}
