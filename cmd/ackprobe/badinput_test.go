@@ -74,6 +74,8 @@ func TestBadInput(t *testing.T) {
 		{"permission denied", []string{"compare", "-s", accounts, "--user", "p", "--password", "right", "--timeout", "1s"}, "permission", nil},
 		{"max streams", []string{"compare", "-s", accounts, "--user", "l", "--password", "right"}, "max_streams is 1 and it has 1 stream(s)", nil},
 		{"replicas without cluster", []string{"compare", "-s", jsURL, "--replicas", "3"}, "needs a JetStream cluster", nil},
+		{"per-node on a single server", []string{"compare", "-s", jsURL, "--per-node"}, "needs a JetStream cluster", nil},
+		{"per-node of an R1 stream", []string{"ack", "-s", jsURL, "--per-node", "--replicas", "1"}, "--replicas 1 has one server only", nil},
 		{"subject not covered", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "orders.x"}, "not covered by stream", nil},
 		{"subject of the user's consumer", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "users.signup"}, "THEIRS", nil},
 		{"consumer not ackprobe's", []string{"compare", "-s", jsURL, "--stream", "USERS", "--subject", "users.probe", "--consumer", "THEIRS"}, "ackprobe inspect USERS THEIRS", nil},

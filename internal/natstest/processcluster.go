@@ -3,6 +3,9 @@ package natstest
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +27,26 @@ type ProcessCluster struct {
 // node. They are killed when the test ends.
 func RunClusterProcesses(t testing.TB, n int) *ProcessCluster {
 	t.Helper()
+	return RunClusterProcessesConf(t, n, "", "")
+}
+
+// RunClusterProcessesConf is RunClusterProcesses with a server
+// configuration (accounts, users, limits) given to every node with -c, and
+// the user information (user:password) the nodes' URLs carry to log in.
+func RunClusterProcessesConf(t testing.TB, n int, conf, userinfo string) *ProcessCluster {
+	t.Helper()
 	bin := ServerBinary(t)
+	var confArgs []string
+	if conf != "" {
+		file := filepath.Join(t.TempDir(), "server.conf")
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		confArgs = []string{"-c", file}
+	}
+	if userinfo != "" {
+		userinfo += "@"
+	}
 	clusterPorts := make([]int, n)
 	routes := make([]string, n)
 	for i := range clusterPorts {
@@ -35,10 +57,11 @@ func RunClusterProcesses(t testing.TB, n int) *ProcessCluster {
 	for i := 0; i < n; i++ {
 		p := &Process{bin: bin, t: t}
 		p.Port = freePort(t)
-		p.URL = fmt.Sprintf("nats://127.0.0.1:%d", p.Port)
+		p.URL = fmt.Sprintf("nats://%s127.0.0.1:%d", userinfo, p.Port)
 		p.args = []string{"-a", "127.0.0.1", "-p", fmt.Sprint(p.Port), "-js", "-sd", t.TempDir(),
 			"-n", fmt.Sprintf("n%d", i+1), "--cluster_name", "ackprobe-test",
 			"--cluster", routes[i], "--routes", strings.Join(routes, ",")}
+		p.args = slices.Concat(confArgs, p.args)
 		c.Nodes = append(c.Nodes, p)
 	}
 	for _, p := range c.Nodes {

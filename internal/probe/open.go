@@ -46,6 +46,11 @@ type Probe struct {
 	// noSystemData is set when a per-node probe could not read the
 	// system account's server list.
 	noSystemData bool
+	// systemServers is set when it could.
+	systemServers bool
+	// accountName is the connection's account as the server's user info
+	// service named it ("" when it did not answer); nil until asked.
+	accountName *string
 
 	created    Ownership
 	userStream bool

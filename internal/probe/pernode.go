@@ -45,6 +45,10 @@ type NodeResult struct {
 	// Replicas is what the stream leader said of the other replicas at
 	// the end of the round (consumer info's cluster section).
 	Replicas []ReplicaState `json:"replicas,omitempty"`
+	// System is what the server itself said of the probe's raft groups
+	// and ack queue at the end of its round, where the account may ask
+	// the system account (see NodeSystem).
+	System *NodeSystem `json:"system,omitempty"`
 }
 
 // ReplicaState is a follower as the leader reports it.
@@ -67,6 +71,7 @@ type nodeRun struct {
 	r               *roundRun
 	rtt             *recorder
 	replicas        []ReplicaState
+	system          *NodeSystem
 }
 
 // minPerNodeVersion is the first nats-server whose leader step-down takes a
@@ -127,7 +132,9 @@ func (p *Probe) RoundOn(ctx context.Context, server string) (*Result, error) {
 // the consumer's leader before and after it.
 func (p *Probe) roundThere(ctx context.Context, n *nodeRun) error {
 	before := p.roundTrips(ctx, n)
+	system := p.watchSystem(ctx, n.server)
 	r, err := p.round(ctx)
+	n.system = system()
 	n.r = r
 	after, replicas := p.leaderNow(ctx)
 	n.replicas = replicas
@@ -168,6 +175,7 @@ func (p *Probe) perNode(ctx context.Context) ([]*nodeRun, error) {
 	var nodes []*nodeRun
 	servers := p.clusterServers(ctx, cluster)
 	p.noSystemData = len(servers) == 0
+	p.systemServers = !p.noSystemData
 	for _, other := range servers {
 		if !slices.Contains(names, other) {
 			nodes = append(nodes, &nodeRun{server: other, cluster: cluster, placement: "outside the probe stream's peer set", rtt: newRecorder()})
@@ -317,7 +325,7 @@ func (p *Probe) nodeResults(nodes []*nodeRun) ([]NodeResult, []Finding) {
 	for _, n := range nodes {
 		nr := NodeResult{Server: n.server, Cluster: n.cluster, Probed: n.probed, Placement: n.placement,
 			LedWholeRound: n.led, Leaders: n.leaders, Modes: []ModeResult{}, Findings: []Finding{},
-			APIRoundTripUS: n.rtt.summary(), Replicas: n.replicas}
+			APIRoundTripUS: n.rtt.summary(), Replicas: n.replicas, System: n.system}
 		if n.r != nil {
 			for i := range n.r.modes {
 				if n.r.modes[i].ran {
@@ -343,9 +351,13 @@ func (p *Probe) nodeResults(nodes []*nodeRun) ([]NodeResult, []Finding) {
 		all = append(all, nr.Findings...)
 		out = append(out, nr)
 	}
-	if p.noSystemData {
+	switch {
+	case p.noSystemData:
 		all = append(all, Finding{Code: CodeNoSystemData, Severity: SeverityInfo, Count: 1,
-			Message: "this account may not ask the system account's server ping ($SYS.REQ.SERVER.PING): servers of the cluster outside the probe stream's peer set are not listed; each node's replica lag comes from the consumer's own info"})
+			Message: "this account may not ask the system account's server ping ($SYS.REQ.SERVER.PING): servers of the cluster outside the probe stream's peer set are not listed, and what each server says of the probe's raft groups is not shown; each node's replica lag comes from the consumer's own info"})
+	case p.systemServers && !slices.ContainsFunc(out, func(n NodeResult) bool { return n.System != nil }):
+		all = append(all, Finding{Code: CodeNoSystemData, Severity: SeverityInfo, Count: 1,
+			Message: "the system account listed the cluster's servers but did not answer " + sysRaftz + " or " + sysIPQueues + " for this account: what each server says of the probe's raft groups and ack queue is not shown"})
 	}
 	return out, append(all, slowest(out)...)
 }
@@ -462,4 +474,4 @@ const sysServerPing = "$SYS.REQ.SERVER.PING"
 // server's ack metric events, and the system account's server ping of a
 // per-node probe. A command watching for refused permissions passes them
 // as optional.
-var OptionalSubjects = []string{"$JS.EVENT.METRIC.>", sysServerPing}
+var OptionalSubjects = []string{"$JS.EVENT.METRIC.>", sysServerPing, sysUserInfo}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ackprobe/ackprobe/internal/natstest"
 	"github.com/ackprobe/ackprobe/internal/probe"
@@ -148,4 +149,114 @@ func TestPerNode(t *testing.T) {
 			t.Errorf("the slowed node n3 was not named: %+v", slow)
 		}
 	})
+}
+
+// systemImports is a server configuration whose application account
+// imports the system account's server ping services, as an operator who
+// wants per-node probes to show raft groups sets it up (see the README).
+const systemImports = `
+accounts {
+  SYS { users: [{user: sys, password: sys}]
+        exports: [{service: "$SYS.REQ.SERVER.PING", response: stream}, {service: "$SYS.REQ.SERVER.PING.*", response: stream}] }
+  APP { jetstream: enabled, users: [{user: app, password: app}]
+        imports: [{service: {account: SYS, subject: "$SYS.REQ.SERVER.PING"}}, {service: {account: SYS, subject: "$SYS.REQ.SERVER.PING.*"}}] }
+}
+system_account: SYS
+`
+
+// TestPerNodeSystemData runs a per-node probe on a 4-node cluster whose
+// account may ask the system account's services: the fourth server is
+// listed as not probed, each probed node reports the probe's raft groups
+// with itself as their leader, and a user's stream and consumer on the
+// same cluster keep their leaders and are all that is left afterwards.
+func TestPerNodeSystemData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster of nats-server processes")
+	}
+	c := natstest.RunClusterProcessesConf(t, 4, systemImports, "app:app")
+	nc, js := natstest.Connect(t, c.Nodes[0].URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	user, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, err := user.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "WORKER", AckPolicy: jetstream.AckExplicitPolicy, Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := func() (string, string) {
+		si, err := user.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := worker.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return si.Cluster.Leader, ci.Cluster.Leader
+	}
+	streamLeader, consumerLeader := leaders()
+
+	cfg := probe.DefaultConfig(probe.Confirmed)
+	cfg.ID, cfg.Count, cfg.PerNode, cfg.Timeout = "SYSDATA", 200, true, 2*time.Second
+	res, err := probe.Run(ctx, nc, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Findings {
+		if f.Code == probe.CodeNoSystemData {
+			t.Errorf("the account may ask the system account, yet: %s", f.Message)
+		}
+	}
+	probed := 0
+	for _, n := range res.Nodes {
+		b, _ := json.Marshal(n.System)
+		t.Logf("%s probed %v led %v system %s", n.Server, n.Probed, n.LedWholeRound, b)
+		if !n.Probed {
+			if n.System != nil {
+				t.Errorf("%s was not probed, yet reports raft groups", n.Server)
+			}
+			continue
+		}
+		probed++
+		s := n.System
+		if s == nil || s.Stream == nil || s.Consumer == nil || s.AckQueuePending == nil {
+			t.Errorf("%s: incomplete system data %+v", n.Server, s)
+			continue
+		}
+		if n.LedWholeRound && s.Consumer.State != "LEADER" {
+			t.Errorf("%s led its round but its consumer group says %s", n.Server, s.Consumer.State)
+		}
+		if s.Stream.State != "LEADER" {
+			t.Errorf("%s was placed as stream leader but its stream group says %s", n.Server, s.Stream.State)
+		}
+		if s.Stream.Group == "" || s.Consumer.Group == "" || s.Stream.Group == s.Consumer.Group {
+			t.Errorf("%s: groups %q and %q", n.Server, s.Stream.Group, s.Consumer.Group)
+		}
+		if s.Consumer.Committed == 0 || s.Consumer.Applied > s.Consumer.Committed {
+			t.Errorf("%s: consumer group committed %d applied %d", n.Server, s.Consumer.Committed, s.Consumer.Applied)
+		}
+	}
+	if probed != 3 || len(res.Nodes) != 4 {
+		t.Errorf("%d nodes listed, %d probed; want 4 listed (from the system account's server list), 3 probed", len(res.Nodes), probed)
+	}
+
+	if s, c := leaders(); s != streamLeader || c != consumerLeader {
+		t.Errorf("the user's stream and consumer were moved: leaders %s/%s, were %s/%s", s, c, streamLeader, consumerLeader)
+	}
+	var left []string
+	for name := range js.StreamNames(ctx).Name() {
+		left = append(left, name)
+	}
+	if len(left) != 1 || left[0] != "ORDERS" {
+		t.Errorf("streams left: %v, want the user's ORDERS alone", left)
+	}
+	cons := 0
+	for range user.ConsumerNames(ctx).Name() {
+		cons++
+	}
+	if cons != 1 {
+		t.Errorf("ORDERS has %d consumers, want the user's WORKER alone", cons)
+	}
 }

@@ -36,3 +36,52 @@ func TestSlowest(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeResultsPlacement feeds nodeResults the rounds a per-node probe
+// can end with: a step-down that landed elsewhere, a round whose leader
+// moved, a server outside the peer set, and a round led throughout; each
+// gets its own finding, tagged with the node, and only the round led
+// throughout is judged for speed.
+func TestNodeResultsPlacement(t *testing.T) {
+	p := &Probe{noSystemData: true}
+	nodes := []*nodeRun{
+		{server: "n1", probed: true, placed: true, led: true, placement: "moved", leaders: []string{"n1"}, r: &roundRun{}, rtt: newRecorder()},
+		{server: "n2", probed: true, placement: "the consumer leader landed on n3, not n2", rtt: newRecorder()},
+		{server: "n3", probed: true, placed: true, placement: "moved", leaders: []string{"n3", "n1"}, r: &roundRun{}, rtt: newRecorder()},
+		{server: "n4", placement: "outside the probe stream's peer set", rtt: newRecorder()},
+	}
+	out, findings := p.nodeResults(nodes)
+	if len(out) != 4 {
+		t.Fatalf("%d node results, want 4", len(out))
+	}
+	want := map[string]string{"n2": CodeNotPlaced, "n3": CodeLeaderMoved, "n4": CodeNotProbed}
+	got := map[string]string{}
+	for _, f := range findings {
+		if f.Node != "" {
+			got[f.Node] = f.Code
+		}
+		if f.Code == CodeSlowNode {
+			t.Errorf("a slow node was named with one node led throughout: %s", f.Message)
+		}
+	}
+	for node, code := range want {
+		if got[node] != code {
+			t.Errorf("%s: finding %q, want %q (findings %+v)", node, got[node], code, findings)
+		}
+	}
+	if _, ok := got["n1"]; ok {
+		t.Errorf("n1 led its round throughout, yet has a finding: %+v", findings)
+	}
+	if !out[0].LedWholeRound || out[2].LedWholeRound || out[1].Probed != true || out[3].Probed {
+		t.Errorf("led/probed: %+v", out)
+	}
+	sys := 0
+	for _, f := range findings {
+		if f.Code == CodeNoSystemData {
+			sys++
+		}
+	}
+	if sys != 1 {
+		t.Errorf("said %d times that the system account's data is unavailable, want once", sys)
+	}
+}

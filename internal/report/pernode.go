@@ -77,6 +77,7 @@ func (v view) nodesView(b *strings.Builder) {
 			visible, legs, us(n.APIRoundTripUS.P50), num(acks), n.Placement})
 	}
 	b.WriteString(t.Render() + "\n\n")
+	v.raftView(b)
 	for _, n := range res.Nodes {
 		if len(n.Findings) == 0 {
 			continue
@@ -115,4 +116,49 @@ func nodeMode(n probe.NodeResult, m probe.Mode) *probe.ModeResult {
 		}
 	}
 	return nil
+}
+
+// raftView writes what each probed server said of the probe's raft groups
+// and ack queue while it led its round, the peaks of the samples
+// (NodeResult.System), when the account could ask the system account.
+func (v view) raftView(b *strings.Builder) {
+	p := v.p
+	t := newTable()
+	t.AppendHeader(table.Row{"Server", "Group", "Role", "Applied Lag", "Follower Lag", "Queues p/e/r/a", "Ack Queue"})
+	alignRight(t, 4, 5, 6, 7)
+	if v.narrow() {
+		t.SetColumnConfigs([]table.ColumnConfig{{Number: 4, Align: text.AlignRight, AlignHeader: text.AlignRight},
+			{Number: 5, Align: text.AlignRight, AlignHeader: text.AlignRight}, {Number: 6, Hidden: true},
+			{Number: 7, Align: text.AlignRight, AlignHeader: text.AlignRight}})
+	}
+	rows := 0
+	for _, n := range v.res.Nodes {
+		if n.System == nil {
+			continue
+		}
+		for _, g := range []struct {
+			what string
+			rg   *probe.RaftGroup
+		}{{"stream", n.System.Stream}, {"consumer", n.System.Consumer}} {
+			if g.rg == nil {
+				continue
+			}
+			ackQueue := ""
+			if g.what == "consumer" && n.System.AckQueuePending != nil {
+				ackQueue = num(*n.System.AckQueuePending)
+			}
+			role := strings.ToLower(g.rg.State)
+			if role != "leader" {
+				role = v.paint(probe.SeverityWarn, role)
+			}
+			t.AppendRow(table.Row{n.Server, g.what, role, num(g.rg.AppliedLag), num(g.rg.FollowerLag),
+				fmt.Sprintf("%d/%d/%d/%d", g.rg.ProposalQueue, g.rg.EntryQueue, g.rg.ResponseQueue, g.rg.ApplyQueue), ackQueue})
+			rows++
+		}
+	}
+	if rows == 0 {
+		return
+	}
+	b.WriteString(p.dim.Sprint(v.wrap("what each server said of the probe's raft groups while it led (peaks; RAFTZ, IPQUEUESZ)", 0)) + "\n")
+	b.WriteString(t.Render() + "\n\n")
 }

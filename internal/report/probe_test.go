@@ -150,6 +150,12 @@ func perNode() *probe.Result {
 	}
 	n3 := node("n3", lat(424, 6890, 9180, 15100), 7540, 2870)
 	n3.Findings = []probe.Finding{}
+	pending := 37
+	n3.System = &probe.NodeSystem{
+		Stream:          &probe.RaftGroup{Group: "S-R3M-XyG6j5Ag", State: "LEADER", Committed: 15, Applied: 15},
+		Consumer:        &probe.RaftGroup{Group: "C-R3M-y2jp4gZi", State: "LEADER", Committed: 632, Applied: 611, AppliedLag: 21, FollowerLag: 140, EntryQueue: 12, ApplyQueue: 21},
+		AckQueuePending: &pending,
+	}
 	r.Nodes = []probe.NodeResult{node("n1", lat(242, 415, 977, 8590), 815, 161), node("n2", lat(337, 565, 1930, 6220), 1300, 214), n3,
 		{Server: "n4", Cluster: "east", Placement: "outside the probe stream's peer set", Modes: []probe.ModeResult{}}}
 	r.Nodes[3].Findings = []probe.Finding{{Code: probe.CodeNotProbed, Node: "n4", Severity: probe.SeverityInfo, Count: 1, Message: "n4 was not probed: it is outside the probe stream's peer set (raise --replicas to cover it)"}}
