@@ -27,7 +27,7 @@ run: build
 ## canary: build and run the canary against an embedded server; metrics on
 ## http://localhost:9464/metrics, status on /status (Ctrl-C stops it).
 canary: build
-	./$(BIN) canary --interval 2s $(ARGS)
+	./$(BIN) canary --embedded --interval 2s $(ARGS)
 
 ## test: the whole suite with the race detector (what CI runs).
 test:

@@ -99,6 +99,9 @@ func newCanaryCmd(g *globalOptions, s streams, runF func(*canaryRun) error) *cob
 	o.count, o.ackWait = canaryCount, canaryAckWait
 	f.Lookup("count").DefValue = fmt.Sprint(canaryCount)
 	f.Lookup("ack-wait").DefValue = canaryAckWait.String()
+	// The canary never exits on a check: a breach marks the round failed.
+	f.Lookup("max-ack-latency").Usage = "check: mark a round failed (ackprobe_rounds_total{result=\"failed\"}) when the p99 of its confirmed ack calls is above this"
+	f.Lookup("min-rate").Usage = "check: mark a round failed when its confirmed acks per second (until the server showed the last one) are below this"
 	f.DurationVar(&interval, "interval", canary.DefaultInterval, "start a round this often")
 	f.StringVar(&listen, "listen", canaryListen, "serve /metrics, /status, /healthz and /readyz on this host:port (:9464 for every interface, port 0 for any free one)")
 	f.IntVar(&window, "window", canary.DefaultWindow, "rounds /status keeps and judges the overall status over")

@@ -63,7 +63,7 @@ func newRootCmd(s streams, runF func(*probeRun) error) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(flagError(err)) })
 	addConnFlags(root.PersistentFlags(), g, s.getenv)
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print one JSON document on stdout instead of tables")
-	root.PersistentFlags().BoolVar(&g.noColor, "no-color", false, "no colors (also off when stdout is not a terminal or NO_COLOR is set)")
+	root.PersistentFlags().BoolVar(&g.noColor, "no-color", false, "no colors (also off when stdout is not a terminal, NO_COLOR is set or TERM=dumb; FORCE_COLOR=1 turns them on when piped)")
 
 	root.AddCommand(
 		newCompareCmd(g, s, runF),

@@ -137,7 +137,7 @@ func NewMetrics(b BuildInfo, modes []probe.Mode, interval time.Duration) *Metric
 	m.ackRetries = counter(MetricAckRetries, "Ack attempts beyond each call's first (confirmed acks retried after a timeout or without a consumer leader).", "mode")
 	m.staleReads = counter(MetricStaleReads, "Immediate read-backs after an ack call returned that still showed the ack pending.", "mode")
 	m.redeliveries = counter(MetricRedeliveries, "Probe messages delivered again, classed by what the probe proved about them (code: the finding code of the class).", "mode", "code")
-	m.findings = counter(MetricFindings, "Findings of rounds, one per round and mode in which a finding holds.", "code", "severity")
+	m.findings = counter(MetricFindings, "Findings of rounds: each round adds one per finding it made (a finding per mode, per node, or about the round).", "code", "severity")
 	m.rounds = counter(MetricRounds, "Rounds by result: ok (finished, no failing finding), failed (finished with a failing finding), error (could not finish: server down, no leader, timeouts).", "result")
 	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{Name: MetricReconnects, Help: "Reconnects of the canary's NATS connection."})
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: MetricLeaderChanges, Help: "Changes of the probe consumer's leader seen during rounds."})

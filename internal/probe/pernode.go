@@ -53,11 +53,14 @@ type NodeResult struct {
 
 // ReplicaState is a follower as the leader reports it.
 type ReplicaState struct {
-	Name    string       `json:"name"`
-	Current bool         `json:"current"`
-	Offline bool         `json:"offline,omitempty"`
-	Lag     uint64       `json:"lag"`
-	Active  doc.Duration `json:"active"`
+	Name    string `json:"name"`
+	Current bool   `json:"current"`
+	Offline bool   `json:"offline,omitempty"`
+	Lag     uint64 `json:"lag"`
+	// Active is how long ago the leader last heard from the replica;
+	// ActiveMS the same in milliseconds.
+	Active   doc.Duration `json:"active"`
+	ActiveMS float64      `json:"active_ms"`
 }
 
 // nodeRun is a round on one node.
@@ -285,7 +288,7 @@ func (p *Probe) leaderNow(ctx context.Context) (string, []ReplicaState) {
 	}
 	var reps []ReplicaState
 	for _, r := range ci.Cluster.Replicas {
-		reps = append(reps, ReplicaState{Name: r.Name, Current: r.Current, Offline: r.Offline, Lag: r.Lag, Active: doc.Duration(r.Active)})
+		reps = append(reps, ReplicaState{Name: r.Name, Current: r.Current, Offline: r.Offline, Lag: r.Lag, Active: doc.Duration(r.Active), ActiveMS: doc.Millis(r.Active)})
 	}
 	return ci.Cluster.Leader, reps
 }
