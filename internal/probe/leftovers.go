@@ -35,15 +35,16 @@ type Orphan struct {
 }
 
 // Skipped is one of ackprobe's own streams or consumers that FindOrphans
-// left alone because it was created, or last active, less than
-// FindOptions.OlderThan ago: a run (a canary) may still be using it. With
-// an OlderThan of 0 it would be an orphan.
+// left alone: because it was created, or last active, less than
+// FindOptions.OlderThan ago (a run, a canary, may still be using it; with
+// an OlderThan of 0 it would be an orphan), or because a run kept it on
+// purpose (--keep) and FindOptions.IncludeKept is not set.
 type Skipped struct {
 	Orphan
-	// Reason is "young" (created less than OlderThan ago) or "active"
+	// Reason is "young" (created less than OlderThan ago), "active"
 	// (delivered or took an ack less than OlderThan ago, by the consumer
 	// leader's record, which a restarted server stamps with its restart
-	// time).
+	// time) or "kept" (kept with --keep; whatever its age).
 	Reason string `json:"reason"`
 	// LastActive is the latest delivery or ack of its probe consumers, if
 	// any.
@@ -54,6 +55,7 @@ type Skipped struct {
 const (
 	SkippedYoung  = "young"
 	SkippedActive = "active"
+	SkippedKept   = "kept"
 )
 
 // Orphans is what FindOrphans found.
@@ -62,9 +64,9 @@ type Orphans struct {
 	OlderThan time.Duration
 	// Found are the orphans, oldest first; never nil.
 	Found []Orphan
-	// Skipped are the candidates too young or too recently active, oldest
-	// first; never nil. What a run kept on purpose (--keep) is in neither
-	// list unless FindOptions.IncludeKept.
+	// Skipped are the candidates too young or too recently active, and
+	// what a run kept on purpose (--keep) unless FindOptions.IncludeKept,
+	// oldest first; never nil.
 	Skipped []Skipped
 }
 
@@ -138,27 +140,30 @@ func FindOrphans(ctx context.Context, js jetstream.JetStream, opts FindOptions) 
 		}
 		if owned {
 			kept := marks.Kept(si.Config.Metadata)
-			if kept && !opts.IncludeKept {
-				continue
-			}
 			var last *time.Time
 			for _, ci := range consumers {
 				last = later(last, lastActivity(ci))
 			}
-			judge(Orphan{What: "stream", Stream: si.Config.Name, Run: si.Config.Metadata[marks.Run],
+			o := Orphan{What: "stream", Stream: si.Config.Name, Run: si.Config.Metadata[marks.Run],
 				Created: marks.CreatedAt(si.Config.Metadata, si.Created), Kept: kept, Messages: si.State.Msgs,
-				Command: fmt.Sprintf("nats stream rm %s -f", si.Config.Name)}, last)
+				Command: fmt.Sprintf("nats stream rm %s -f", si.Config.Name)}
+			if kept && !opts.IncludeKept {
+				res.Skipped = append(res.Skipped, Skipped{Orphan: o, Reason: SkippedKept, LastActive: last})
+				continue
+			}
+			judge(o, last)
 			continue
 		}
 		for _, ci := range consumers {
 			kept := marks.Kept(ci.Config.Metadata)
+			o := Orphan{What: "consumer", Stream: si.Config.Name, Consumer: ci.Name, Subject: ci.Config.FilterSubject,
+				Run: ci.Config.Metadata[marks.Run], Created: marks.CreatedAt(ci.Config.Metadata, ci.Created), Kept: kept,
+				Command: fmt.Sprintf("nats consumer rm %s %s -f && nats stream purge %s --subject %s -f", si.Config.Name, ci.Name, si.Config.Name, ci.Config.FilterSubject)}
 			if kept && !opts.IncludeKept {
+				res.Skipped = append(res.Skipped, Skipped{Orphan: o, Reason: SkippedKept, LastActive: lastActivity(ci)})
 				continue
 			}
-			judge(Orphan{What: "consumer", Stream: si.Config.Name, Consumer: ci.Name, Subject: ci.Config.FilterSubject,
-				Run: ci.Config.Metadata[marks.Run], Created: marks.CreatedAt(ci.Config.Metadata, ci.Created), Kept: kept,
-				Command: fmt.Sprintf("nats consumer rm %s %s -f && nats stream purge %s --subject %s -f", si.Config.Name, ci.Name, si.Config.Name, ci.Config.FilterSubject)},
-				lastActivity(ci))
+			judge(o, lastActivity(ci))
 		}
 	}
 	sort.SliceStable(res.Found, func(i, j int) bool { return res.Found[i].Created.Before(res.Found[j].Created) })

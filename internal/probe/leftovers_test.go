@@ -16,8 +16,9 @@ import (
 
 // TestFindOrphansSkipped: what is ackprobe's but younger, or more
 // recently active, than OlderThan is reported as skipped, with why;
-// with OlderThan 0 it is found. What a run kept is in neither list
-// without IncludeKept, and nothing without the owner mark ever is.
+// with OlderThan 0 it is found. What a run kept is skipped as kept,
+// whatever its age, without IncludeKept, and nothing without the owner
+// mark ever is.
 func TestFindOrphansSkipped(t *testing.T) {
 	t.Parallel()
 	s := natstest.RunServer(t)
@@ -73,6 +74,7 @@ func TestFindOrphansSkipped(t *testing.T) {
 	stream("ACKPROBE_OLD", mark(old, false))
 	stream("ACKPROBE_NEW", mark(now, false))
 	stream("ACKPROBE_KEPT", mark(now, true))
+	stream("ACKPROBE_OLDKEPT", mark(old, true))
 	busy := stream("ACKPROBE_BUSY", mark(old, false))
 	deliver(consumer(busy, "ACKPROBE_BUSY", "", mark(old, false)), "ackprobe_busy.1")
 	users := stream("USERS", nil)
@@ -121,7 +123,7 @@ func TestFindOrphansSkipped(t *testing.T) {
 	if got, want := names(res.Found), "consumer USERS/ACKPROBE_OLDC, stream ACKPROBE_OLD"; got != want {
 		t.Errorf("found %s, want %s", got, want)
 	}
-	want := "consumer USERS/ACKPROBE_NEWC young, stream ACKPROBE_BUSY active (active), stream ACKPROBE_NEW young"
+	want := "consumer USERS/ACKPROBE_NEWC young, stream ACKPROBE_BUSY active (active), stream ACKPROBE_KEPT kept, stream ACKPROBE_NEW young, stream ACKPROBE_OLDKEPT kept"
 	if got := skipped(res.Skipped); got != want {
 		t.Errorf("skipped %s, want %s", got, want)
 	}
@@ -131,9 +133,13 @@ func TestFindOrphansSkipped(t *testing.T) {
 		t.Errorf("with IncludeKept, skipped %s", got)
 	}
 
+	if got, want := names(res.Found), "consumer USERS/ACKPROBE_OLDC, stream ACKPROBE_OLD, stream ACKPROBE_OLDKEPT"; got != want {
+		t.Errorf("with IncludeKept, found %s, want %s", got, want)
+	}
+
 	res = find(probe.FindOptions{})
 	want = "consumer USERS/ACKPROBE_NEWC, consumer USERS/ACKPROBE_OLDC, stream ACKPROBE_BUSY, stream ACKPROBE_NEW, stream ACKPROBE_OLD"
-	if got := names(res.Found); got != want || len(res.Skipped) != 0 {
+	if got := names(res.Found); got != want || skipped(res.Skipped) != "stream ACKPROBE_KEPT kept, stream ACKPROBE_OLDKEPT kept" {
 		t.Errorf("with OlderThan 0: found %s, skipped %s; want found %s", got, skipped(res.Skipped), want)
 	}
 }

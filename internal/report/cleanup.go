@@ -27,8 +27,19 @@ func Orphans(w io.Writer, server doc.ServerInfo, res *probe.Orphans, o Options) 
 	default:
 		b.WriteString("nothing of ackprobe's is left behind\n")
 	}
-	if len(res.Skipped) > 0 {
-		fmt.Fprintf(&b, "\n%s %s\n", p.dim.Sprint("·"), wrapLine(skippedLine(res.Skipped, res.OlderThan, time.Now()), o.Width-2, 2))
+	var aged, kept []probe.Skipped
+	for _, s := range res.Skipped {
+		if s.Reason == probe.SkippedKept {
+			kept = append(kept, s)
+		} else {
+			aged = append(aged, s)
+		}
+	}
+	if len(aged) > 0 {
+		fmt.Fprintf(&b, "\n%s %s\n", p.dim.Sprint("·"), wrapLine(skippedLine(aged, res.OlderThan, time.Now()), o.Width-2, 2))
+	}
+	if len(kept) > 0 {
+		fmt.Fprintf(&b, "\n%s %s\n", p.dim.Sprint("·"), wrapLine(keptLine(kept), o.Width-2, 2))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -68,6 +79,28 @@ func orphanTable(found []probe.Orphan, o Options, p palette) string {
 		}
 	}
 	return out
+}
+
+// keptLine names what runs kept on purpose (--keep), which cleanup leaves
+// alone unless asked.
+func keptLine(kept []probe.Skipped) string {
+	var names []string
+	for _, k := range kept {
+		n := k.What + " " + k.Stream
+		if k.Consumer != "" {
+			n += " › " + k.Consumer
+		}
+		names = append(names, n)
+	}
+	if len(names) > 3 {
+		names = append(names[:3], fmt.Sprintf("%d more", len(kept)-3))
+	}
+	them := "them"
+	if len(kept) == 1 {
+		them = "it"
+	}
+	return fmt.Sprintf("%d kept on purpose by a run with --keep (%s); pass --include-kept to list and remove %s too",
+		len(kept), strings.Join(names, ", "), them)
 }
 
 // skippedLine says how many candidates were skipped, and why.

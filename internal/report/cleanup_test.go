@@ -90,6 +90,11 @@ func TestCleanupWords(t *testing.T) {
 				"nothing removed: pass --force to remove them"}, nil},
 		{"one found", &probe.Orphans{OlderThan: time.Hour, Found: full.Found[1:2], Skipped: []probe.Skipped{}},
 			[]string{"nothing removed: pass --force to remove it"}, []string{"skipped"}},
+		{"only kept", &probe.Orphans{OlderThan: time.Hour, Found: []probe.Orphan{}, Skipped: []probe.Skipped{
+			{Orphan: probe.Orphan{What: "stream", Stream: "CI_PROBE", Kept: true}, Reason: probe.SkippedKept},
+			{Orphan: probe.Orphan{What: "consumer", Stream: "ORDERS", Consumer: "ACKPROBE_CI", Kept: true}, Reason: probe.SkippedKept}}},
+			[]string{"nothing of ackprobe's to remove", "2 kept on purpose by a run with --keep (stream CI_PROBE, consumer ORDERS › ACKPROBE_CI); pass --include-kept to list and remove them too"},
+			[]string{"left behind", "skipped", "--older-than"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
