@@ -277,7 +277,7 @@ func (c *Canary) round(ctx context.Context, n int) (o Outcome, fatal error) {
 }
 
 // nextServer is the server to lead round n of a per-node canary (the
-// peer set in turn), or "" for a canary that is not per node, or when the
+// peer set in turn, by name), or "" for a canary that is not per node, or when the
 // peer set cannot be read now (the round then runs where the leaders are).
 func (c *Canary) nextServer(ctx context.Context, n int) string {
 	if !c.cfg.Probe.PerNode {
@@ -286,7 +286,10 @@ func (c *Canary) nextServer(ctx context.Context, n int) string {
 	if len(c.servers) == 0 || n%len(c.servers) == 1 {
 		// Read again at the start of each turn: the peer set can change.
 		if _, servers, err := c.p.Peers(ctx); err == nil {
-			c.servers = servers
+			// By name, not leader first: the turn must not depend on
+			// who leads when it starts (the last round's server would
+			// lead the next one again).
+			c.servers = slices.Sorted(slices.Values(servers))
 		}
 	}
 	if len(c.servers) == 0 {

@@ -3,6 +3,7 @@ package canary
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os/exec"
 	"strings"
@@ -414,6 +415,12 @@ func TestPerNodeCanary(t *testing.T) {
 		if o.Result != nil && len(o.Result.Nodes) == 1 && o.Result.Nodes[0].LedWholeRound {
 			if got := leaderOf(o.Result); got != o.Result.Nodes[0].Server {
 				t.Errorf("round %d meant for %s was led by %s", o.Round, o.Result.Nodes[0].Server, got)
+			}
+		}
+		// The servers take turns by name, whoever led before.
+		if o.Result != nil && len(o.Result.Nodes) == 1 {
+			if want := fmt.Sprintf("n%d", (o.Round-1)%3+1); o.Result.Nodes[0].Server != want {
+				t.Errorf("round %d was meant for %s, want %s (the servers in turn)", o.Round, o.Result.Nodes[0].Server, want)
 			}
 		}
 	}
