@@ -201,6 +201,9 @@ func (p *Probe) perNode(ctx context.Context) ([]*nodeRun, error) {
 // place makes server the leader of the probe stream and consumer and
 // reports how it went.
 func (p *Probe) place(ctx context.Context, server string) (string, bool) {
+	if why := p.unreachable(ctx, server); why != "" {
+		return why, false
+	}
 	moved := false
 	for _, target := range []struct{ what, stepdown string }{
 		{"stream", fmt.Sprintf("STREAM.LEADER.STEPDOWN.%s", p.stream)},
@@ -253,6 +256,32 @@ func (p *Probe) place(ctx context.Context, server string) (string, bool) {
 		return "moved", true
 	}
 	return "already leader", true
+}
+
+// unreachable says why server cannot lead the probe stream, as the
+// stream's leader sees it (stream info's replicas): offline; "" when it
+// can, or when the leader cannot be asked. (A replica that is merely not
+// current is tried: it catches up between rounds.)
+func (p *Probe) unreachable(ctx context.Context, server string) string {
+	cctx, cancel := p.call(ctx)
+	defer cancel()
+	si, err := p.streamHandle.Info(cctx)
+	if err != nil || si.Cluster == nil {
+		return ""
+	}
+	for _, r := range si.Cluster.Replicas {
+		if r.Name != server {
+			continue
+		}
+		if r.Offline {
+			since := ""
+			if r.Active > 0 {
+				since = " for " + r.Active.Round(time.Millisecond).String()
+			}
+			return fmt.Sprintf("it is offline (the stream leader %s has not heard from it%s)", si.Cluster.Leader, since)
+		}
+	}
+	return ""
 }
 
 // stepDown sends a leader step-down request and reads its answer.

@@ -69,12 +69,16 @@ func (v view) nodesView(b *strings.Builder) {
 				legs = us(conf.Server.TransitUS.P50)
 			}
 		}
+		rtt := p.dim.Sprint("-")
+		if n.APIRoundTripUS.Count > 0 {
+			rtt = us(n.APIRoundTripUS.P50)
+		}
 		t.AppendRow(table.Row{name, led,
 			v.paint(sev, cell(conf, func(l probe.Latency) float64 { return l.P50 })),
 			cell(conf, func(l probe.Latency) float64 { return l.P90 }),
 			cell(conf, func(l probe.Latency) float64 { return l.P99 }),
 			cell(conf, func(l probe.Latency) float64 { return l.Max }),
-			visible, legs, us(n.APIRoundTripUS.P50), num(acks), n.Placement})
+			visible, legs, rtt, num(acks), n.Placement})
 	}
 	b.WriteString(t.Render() + "\n\n")
 	v.raftView(b)
