@@ -65,7 +65,7 @@ func (r *recorder) buckets(k int) []Bucket {
 		lo = 1
 	}
 	if hi <= lo {
-		return []Bucket{{UpToUS: math.Round(hi/100) / 10, Count: r.h.TotalCount()}}
+		return []Bucket{{UpToUS: math.Ceil(hi/100) / 10, Count: r.h.TotalCount()}}
 	}
 	ratio := math.Pow(hi/lo, 1/float64(k))
 	bounds := make([]int64, k)
@@ -77,7 +77,8 @@ func (r *recorder) buckets(k int) []Bucket {
 	bounds[k-1] = r.h.Max()
 	out := make([]Bucket, k)
 	for i := range out {
-		out[i].UpToUS = math.Round(float64(bounds[i])/100) / 10
+		// Up to the bound, rounded up to 0.1µs: "≤ UpToUS" holds.
+		out[i].UpToUS = math.Ceil(float64(bounds[i])/100) / 10
 	}
 	for _, bar := range r.h.Distribution() {
 		if bar.Count == 0 {

@@ -350,14 +350,29 @@ func (v view) histograms(b *strings.Builder) {
 			continue
 		}
 		fmt.Fprintf(b, "%s ack call latency (%s acks)\n", p.bold.Sprint(string(m.Mode)), num(l.Count))
-		var peak int64
-		for _, bk := range l.Buckets {
-			peak = max(peak, bk.Count)
+		// Buckets whose bounds read the same at the table's precision
+		// (0.15µs and 0.24µs both read 0.2µs) are drawn as one bar.
+		type row struct {
+			label string
+			count int64
 		}
+		var rows []row
 		for _, bk := range l.Buckets {
-			drawn := bar(float64(bk.Count)/float64(peak), 30)
+			label := us(bk.UpToUS)
+			if n := len(rows); n > 0 && rows[n-1].label == label {
+				rows[n-1].count += bk.Count
+				continue
+			}
+			rows = append(rows, row{label, bk.Count})
+		}
+		var peak int64
+		for _, r := range rows {
+			peak = max(peak, r.count)
+		}
+		for _, r := range rows {
+			drawn := bar(float64(r.count)/float64(peak), 30)
 			pad := strings.Repeat(" ", max(0, 30-utf8.RuneCountInString(drawn)))
-			fmt.Fprintf(b, "  ≤ %9s │%s%s %s\n", us(bk.UpToUS), p.accent.Sprint(drawn), pad, p.dim.Sprint(num(bk.Count)))
+			fmt.Fprintf(b, "  ≤ %9s │%s%s %s\n", r.label, p.accent.Sprint(drawn), pad, p.dim.Sprint(num(r.count)))
 		}
 		b.WriteString("\n")
 	}

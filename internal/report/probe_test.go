@@ -348,3 +348,31 @@ func TestJSONKeys(t *testing.T) {
 		t.Errorf("problems must be a list, not null")
 	}
 }
+
+// TestHistogramOneBarPerLabel: buckets whose bounds read the same at the
+// table's precision are one bar, with their counts added; a label never
+// appears twice.
+func TestHistogramOneBarPerLabel(t *testing.T) {
+	res := scaled()
+	res.Modes[0].AckLatencyUS.Buckets = []probe.Bucket{{UpToUS: 0.2, Count: 194}, {UpToUS: 0.2, Count: 2}, {UpToUS: 0.3, Count: 4}, {UpToUS: 0.31, Count: 1}}
+	var b bytes.Buffer
+	if err := Probe(&b, res, Options{Command: "compare"}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, line := range strings.Split(b.String(), "\n") {
+		label, rest, ok := strings.Cut(strings.TrimSpace(line), "│")
+		if !ok || !strings.HasPrefix(label, "≤") {
+			continue
+		}
+		label = strings.Join(strings.Fields(label), " ")
+		if _, dup := seen[label]; dup {
+			t.Errorf("label %q drawn twice:\n%s", label, b.String())
+		}
+		f := strings.Fields(rest)
+		seen[label] = f[len(f)-1]
+	}
+	if seen["≤ 0.2µs"] != "196" || seen["≤ 0.3µs"] != "5" {
+		t.Errorf("bars %v, want ≤ 0.2µs 196 and ≤ 0.3µs 5", seen)
+	}
+}
