@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -147,7 +149,7 @@ func runCanary(ctx context.Context, r *canaryRun, s streams) error {
 		case r.g.json:
 			_ = json.NewEncoder(s.stdout).Encode(canary.Doc(o, st))
 		case s.stderrTTY:
-			fmt.Fprintln(s.stderr, canary.Line(o, st, r.colorErr))
+			fmt.Fprintln(s.stderr, canary.Line(o, st, r.colorErr, s.width))
 		case status.Load() != st:
 			_, why := c.History().Overall(time.Now())
 			fmt.Fprintf(s.stderr, "ackprobe canary: status %s after round %d: %s\n", st, o.Round, why)
@@ -160,8 +162,12 @@ func runCanary(ctx context.Context, r *canaryRun, s streams) error {
 		return err
 	}
 	srv := canary.Serve(ln, c.Handler())
-	fmt.Fprintf(s.stderr, "ackprobe canary %s: serving http://%s%s (and /status, /healthz, /readyz); a round every %s\n",
+	serving := fmt.Sprintf("ackprobe canary %s: serving http://%s%s (and /status, /healthz, /readyz); a round every %s",
 		c.ProbeConfig().ID, srv.Addr(), canary.PathMetrics, r.cfg.Interval)
+	if s.width > 0 && utf8.RuneCountInString(serving) > s.width {
+		serving = strings.Replace(serving, " (and /status", "\n  (and /status", 1)
+	}
+	fmt.Fprintln(s.stderr, serving)
 
 	// Three --timeout from the signal to the exit: the probe's cleanup
 	// gets the most of it, the HTTP server the rest.

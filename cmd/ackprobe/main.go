@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/term"
@@ -33,24 +34,23 @@ func main() {
 		width:     terminalWidth(os.Stdout),
 		getenv:    os.Getenv,
 	}
-	if s.stdoutTTY {
-		if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil {
-			s.width = w
-		}
-	}
 	code := run(ctx, os.Args[1:], s)
 	stop()
 	os.Exit(code)
 }
 
 // terminalWidth is f's width in columns when it is a terminal, else 0.
+// A terminal that reports no size (a pty nobody sized, as `script` makes)
+// falls back to $COLUMNS, as shells and less do.
 func terminalWidth(f *os.File) int {
 	if !term.IsTerminal(int(f.Fd())) {
 		return 0
 	}
-	w, _, err := term.GetSize(int(f.Fd()))
-	if err != nil || w <= 0 {
-		return 0
+	if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+		return w
 	}
-	return w
+	if w, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && w > 0 {
+		return w
+	}
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fatih/color"
+	"github.com/jedib0t/go-pretty/v6/text"
 
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
@@ -41,8 +42,11 @@ func Doc(o Outcome, status string) RoundDoc {
 // the visibility lag's p99 (ack call → consumer state showed it, over the
 // read-backs that first showed it pending), the round's time and its
 // findings; or why it could not finish. The overall status follows when
-// it is not ok. colors says whether to color the verdict.
-func Line(o Outcome, status string, colors bool) string {
+// it is not ok. colors says whether to color the verdict. With a width
+// (the terminal's columns; 0 for none), what does not fit after the
+// figures (findings, the error, the status) goes on lines of its own,
+// indented, wrapped at the width.
+func Line(o Outcome, status string, colors bool, width int) string {
 	s := Summarize(o)
 	paint := func(c *color.Color, v string) string {
 		if !colors {
@@ -61,11 +65,10 @@ func Line(o Outcome, status string, colors bool) string {
 	default:
 		verdict = paint(color.New(color.FgRed, color.Bold), verdict)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "round %-5d %s%s", s.Round, verdict, pad)
+	parts := []string{fmt.Sprintf("round %-5d %s%s", s.Round, verdict, pad)}
 	for _, m := range s.Modes {
 		if m.Mode == probe.Confirmed {
-			fmt.Fprintf(&b, "  confirmed p50 %s p99 %s", us(m.AckP50US), us(m.AckP99US))
+			parts = append(parts, fmt.Sprintf("confirmed p50 %s p99 %s", us(m.AckP50US), us(m.AckP99US)))
 		}
 	}
 	lag, lagged := 0.0, false
@@ -75,27 +78,56 @@ func Line(o Outcome, status string, colors bool) string {
 		}
 	}
 	if lagged {
-		fmt.Fprintf(&b, "  visibility lag p99 %s", us(lag))
+		parts = append(parts, "visibility lag p99 "+us(lag))
 	} else if len(s.Modes) > 0 {
-		b.WriteString("  visibility lag -")
+		parts = append(parts, "visibility lag -")
 	}
-	fmt.Fprintf(&b, "  in %s", time.Duration(s.Elapsed).Round(time.Millisecond))
+	parts = append(parts, "in "+time.Duration(s.Elapsed).Round(time.Millisecond).String())
 	if len(s.Findings) > 0 {
-		parts := make([]string, 0, len(s.Findings))
+		found := make([]string, 0, len(s.Findings))
 		for _, f := range s.Findings {
 			who := f.Code
 			if f.Mode != "" {
 				who += "/" + string(f.Mode)
 			}
-			parts = append(parts, fmt.Sprintf("%s %s×%d", f.Severity, who, f.Count))
+			found = append(found, fmt.Sprintf("%s %s×%d", f.Severity, who, f.Count))
 		}
-		b.WriteString("  findings: " + strings.Join(parts, ", "))
+		parts = append(parts, "findings: "+strings.Join(found, ", "))
 	}
 	if s.Error != nil {
-		fmt.Fprintf(&b, "  %s: %s", s.Error.Kind, s.Error.Message)
+		parts = append(parts, fmt.Sprintf("%s: %s", s.Error.Kind, s.Error.Message))
 	}
 	if status != StatusOK {
-		b.WriteString("  [status " + status + "]")
+		parts = append(parts, "[status "+status+"]")
+	}
+	return layout(parts, width)
+}
+
+// layout joins parts with two spaces, on one line when there is no width;
+// otherwise a part that does not fit starts a new line, indented, and a
+// part wider than a line is wrapped at its spaces.
+func layout(parts []string, width int) string {
+	const indent = "      "
+	var b strings.Builder
+	used := 0
+	for i, part := range parts {
+		w := text.RuneWidthWithoutEscSequences(part)
+		switch {
+		case i == 0:
+		case width <= 0 || used+2+w <= width:
+			b.WriteString("  ")
+			used += 2
+		default:
+			b.WriteString("\n" + indent)
+			used = len(indent)
+			if used+w > width {
+				lines := strings.Split(text.WrapSoft(part, max(20, width-len(indent))), "\n")
+				part = strings.Join(lines, "\n"+indent)
+				w = text.RuneWidthWithoutEscSequences(lines[len(lines)-1])
+			}
+		}
+		b.WriteString(part)
+		used += w
 	}
 	return b.String()
 }

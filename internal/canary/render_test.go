@@ -6,13 +6,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jedib0t/go-pretty/v6/text"
+
 	"github.com/ackprobe/ackprobe/internal/probe"
 )
 
 func TestLine(t *testing.T) {
 	t.Parallel()
 	o := outcome(12, result(true, "n2"), nil)
-	got := Line(o, StatusDegraded, false)
+	got := Line(o, StatusDegraded, false, 0)
 	for _, want := range []string{"round 12", "failed", "confirmed p50 310µs p99 1.21ms", "visibility lag p99 180µs",
 		"fail redelivered_after_confirmed_ack/confirmed×1", "warn lost_standard_ack/standard×1", "[status degraded]"} {
 		if !strings.Contains(got, want) {
@@ -22,13 +24,13 @@ func TestLine(t *testing.T) {
 	if strings.Contains(got, "\n") || strings.Contains(got, "\x1b[") {
 		t.Errorf("line %q: not one plain line", got)
 	}
-	if colored := Line(o, StatusOK, true); !strings.Contains(colored, "\x1b[") || strings.Contains(colored, "[status") {
+	if colored := Line(o, StatusOK, true, 0); !strings.Contains(colored, "\x1b[") || strings.Contains(colored, "[status") {
 		t.Errorf("colored line %q", colored)
 	}
 
 	o = outcome(13, nil, &probe.ConnectionLostError{Err: errors.New("not connected for 2s")})
 	o.ErrMessage = "lost the connection to the server: not connected for 2s"
-	got = Line(o, StatusFailing, false)
+	got = Line(o, StatusFailing, false, 0)
 	for _, want := range []string{"round 13", "error", "connection_lost: lost the connection", "[status failing]"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("line %q has no %q", got, want)
@@ -36,6 +38,23 @@ func TestLine(t *testing.T) {
 	}
 	if strings.Contains(got, "confirmed p50") || strings.Contains(got, "visibility lag") {
 		t.Errorf("a round without modes shows figures: %q", got)
+	}
+
+	// On a terminal of 80 columns, the findings go below the figures,
+	// and no line is wider than the terminal.
+	o = outcome(12, result(true, "n2"), nil)
+	got = Line(o, StatusDegraded, true, 80)
+	lines := strings.Split(got, "\n")
+	if len(lines) < 2 || !strings.Contains(lines[0], "confirmed p50") || strings.Contains(lines[0], "findings") {
+		t.Errorf("at 80 columns:\n%s", got)
+	}
+	for _, l := range lines {
+		if w := text.RuneWidthWithoutEscSequences(l); w > 80 {
+			t.Errorf("line of %d columns at 80: %q", w, l)
+		}
+	}
+	if plain := Line(o, StatusDegraded, false, 80); !strings.Contains(strings.Join(strings.Fields(plain), " "), "fail redelivered_after_confirmed_ack/confirmed×1") {
+		t.Errorf("wrapped line lost a finding:\n%s", plain)
 	}
 }
 
