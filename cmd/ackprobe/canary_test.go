@@ -368,3 +368,46 @@ func TestCanarySIGTERM(t *testing.T) {
 		t.Errorf("left on the server: %v", left)
 	}
 }
+
+// TestCanaryLeftoversJSON freezes the server (SIGSTOP) under a running
+// canary and stops the canary: its cleanup cannot reach the server, so it
+// exits 2, and under --json its last document is the failure, naming the
+// stream it left and the command that removes it.
+func TestCanaryLeftoversJSON(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServerProcess(t)
+	const timeout = time.Second
+	p := startBinary(t, "canary", "-s", s.URL, "--json", "--interval", "100ms", "--listen", "127.0.0.1:0", "--timeout", timeout.String())
+	addr := servingAddr(t, p.stderr.String)
+	waitUntil(t, 30*time.Second, "readiness", func() bool { code, _ := httpGet("http://" + addr + "/readyz"); return code == http.StatusOK })
+	if err := syscall.Kill(s.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(s.Pid(), syscall.SIGCONT) }()
+	code, _ := p.stop(t, syscall.SIGTERM, 3*timeout+10*time.Second)
+	if code != exitCannotRun {
+		t.Errorf("exit %d, want 2 (left something behind): %s", code, p.stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(p.stdout.String()), "\n")
+	var doc struct {
+		OK    bool `json:"ok"`
+		Error struct {
+			ExitCode int    `json:"exit_code"`
+			Message  string `json:"message"`
+		} `json:"error"`
+		Leftovers []struct {
+			What, Stream, Command string
+		} `json:"leftovers"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &doc); err != nil {
+		t.Fatalf("last line is not a JSON document: %v\n%s", err, lines[len(lines)-1])
+	}
+	if doc.OK || doc.Error.ExitCode != 2 || len(doc.Leftovers) == 0 {
+		t.Fatalf("failure document %+v", doc)
+	}
+	for _, l := range doc.Leftovers {
+		if !strings.HasPrefix(l.Stream, "ACKPROBE_CANARY_") || !strings.HasPrefix(l.Command, "nats ") {
+			t.Errorf("leftover %+v: not the canary's, or no command", l)
+		}
+	}
+}

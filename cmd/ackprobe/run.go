@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/ackprobe/ackprobe/internal/probe"
 	"github.com/ackprobe/ackprobe/internal/report"
 	"github.com/spf13/cobra"
 )
@@ -59,7 +60,20 @@ func runWith(ctx context.Context, args []string, s streams, runF func(*probeRun)
 		if errors.As(err, &re) {
 			partial = re.partial
 		}
-		_ = report.Failure(s.stdout, partial, code, line)
+		if partial == nil && ce != nil && len(ce.leftovers) > 0 {
+			// The canary's cleanup at exit: what it left, as every
+			// command's document names it.
+			partial = struct {
+				Leftovers []probe.Leftover `json:"leftovers"`
+			}{ce.leftovers}
+		}
+		if c, _, err := root.Find(args); err == nil && c.Name() == "canary" {
+			// The canary prints JSON lines, one document per round:
+			// its last is one line too.
+			_ = report.FailureLine(s.stdout, partial, code, line)
+		} else {
+			_ = report.Failure(s.stdout, partial, code, line)
+		}
 	}
 	return code
 }
