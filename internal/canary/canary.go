@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -80,7 +81,10 @@ type Canary struct {
 	history *History
 	bound   time.Duration
 
-	conn       *Conn
+	conn *Conn
+	// nc is conn's connection, for the connection watch (see
+	// watchConnection), which runs beside the rounds.
+	nc         atomic.Pointer[nats.Conn]
 	p          *probe.Probe
 	reconnects uint64
 	opened     bool
@@ -185,6 +189,9 @@ func (c *Canary) Run(ctx context.Context, closeWithin time.Duration) ([]probe.Le
 	defer stop()
 	tick := time.NewTicker(c.cfg.Interval)
 	defer tick.Stop()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go c.watchConnection(wctx)
 	for n := 1; ; n++ {
 		o, fatal := c.round(ctx, n)
 		if ctx.Err() != nil {
@@ -215,6 +222,26 @@ func (c *Canary) Run(ctx context.Context, closeWithin time.Duration) ([]probe.Le
 	return c.shutdown((<-cancelled).Add(closeWithin)), nil
 }
 
+// watchConnection checks the canary's connection every 250ms until ctx
+// ends, beside the rounds: a round waiting for a server that went away
+// ends only after its time limits, and /status and ackprobe_up must show
+// the outage before that. No connection (not dialled yet, or being
+// dialled again) counts as down.
+func (c *Canary) watchConnection(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			nc := c.nc.Load()
+			c.history.Connection(nc != nil && nc.IsConnected(), now)
+			c.metrics.SetUp(c.history.Up(now))
+		}
+	}
+}
+
 // round runs round n: connect and set up the probe when needed, then probe.
 func (c *Canary) round(ctx context.Context, n int) (o Outcome, fatal error) {
 	o = Outcome{Round: n, Started: time.Now()}
@@ -226,6 +253,7 @@ func (c *Canary) round(ctx context.Context, n int) (o Outcome, fatal error) {
 			return o, nil
 		}
 		c.conn = conn
+		c.nc.Store(conn.NC)
 		c.reconnects = conn.NC.Stats().Reconnects
 	}
 	defer func() {
@@ -336,6 +364,7 @@ func (c *Canary) closeProbe(ctx context.Context) {
 
 func (c *Canary) closeConn() {
 	if c.conn != nil {
+		c.nc.Store(nil)
 		c.conn.Close()
 		c.conn = nil
 	}

@@ -431,3 +431,43 @@ func TestPerNodeCanary(t *testing.T) {
 	}
 	nothingLeft(t, js)
 }
+
+// TestStatusShowsOutage stops the nats-server process under a running
+// canary: /status and ackprobe_up show the outage while the round that
+// met it is still waiting (before it ends), and recover once the server
+// is back and the canary reconnects.
+func TestStatusShowsOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a nats-server process")
+	}
+	t.Parallel()
+	s := natstest.RunServerProcess(t)
+	r := start(t, s.URL, func(conf *Config) { conf.Interval = 100 * time.Millisecond })
+	r.okRounds(t, 2)
+	m := r.c.Metrics()
+	up := func() float64 {
+		v, _ := value(t, m, MetricUp)
+		return v
+	}
+	if st := r.c.History().Status(time.Now()); !st.Up || !st.Connected || up() != 1 {
+		t.Fatalf("before the outage: up %v connected %v ackprobe_up %g", st.Up, st.Connected, up())
+	}
+	before, _ := r.count(VerdictOK, VerdictWarn, VerdictFailed, VerdictError)
+	s.Stop()
+	stopped := time.Now()
+	waitFor(t, DisconnectGrace+5*time.Second, "/status to show the outage", func() bool {
+		st := r.c.History().Status(time.Now())
+		return !st.Up && !st.Connected && st.DisconnectedSince != nil && st.Status != StatusOK && up() == 0 &&
+			strings.Contains(st.Reason, "not connected to the server")
+	})
+	t.Logf("outage shown %s after the server stopped; %d round(s) ended meanwhile", time.Since(stopped).Round(time.Millisecond), func() int {
+		n, _ := r.count(VerdictOK, VerdictWarn, VerdictFailed, VerdictError)
+		return n - before
+	}())
+	s.Start()
+	waitFor(t, 60*time.Second, "up again", func() bool {
+		st := r.c.History().Status(time.Now())
+		return st.Up && st.Connected && st.DisconnectedSince == nil && up() == 1
+	})
+	r.okRounds(t, 1)
+}

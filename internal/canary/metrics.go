@@ -143,7 +143,7 @@ func NewMetrics(b BuildInfo, modes []probe.Mode, interval time.Duration) *Metric
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: MetricLeaderChanges, Help: "Changes of the probe consumer's leader seen during rounds."})
 	m.recreated = prometheus.NewCounter(prometheus.CounterOpts{Name: MetricRecreated, Help: "Times the canary set up its probe stream and consumer again because they had vanished (deleted, or lost with a server's memory)."})
 	m.lastRound = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricLastRound, Help: "Unix time at which the last round ended, whatever its result."})
-	m.up = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricUp, Help: "1 when the last round reached the server (it finished, or the server answered its error), 0 otherwise."})
+	m.up = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricUp, Help: "1 when the last round reached the server (it finished, or the server answered its error) and the connection has not been down for more than 2s since, 0 otherwise."})
 	m.interval = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricInterval, Help: "The canary's --interval: a round starts this often."})
 	m.nodeAckDuration = hist(MetricNodeAckDuration, "With --per-node: ack calls as ackprobe_ack_duration_seconds, by the server made to lead the probe stream and consumer for the round (consumer_leader).", LatencyBuckets, "mode", "consumer_leader")
 	m.nodeRounds = counter(MetricNodeRounds, "With --per-node: rounds by the server made to lead them, and result (ok, failed, error, or not_led: the leaders did not get there, or moved during the round).", "consumer_leader", "result")
@@ -277,11 +277,7 @@ func (m *Metrics) Record(o Outcome) {
 	}
 	m.roundDuration.Observe(o.Duration().Seconds())
 	m.lastRound.Set(float64(o.Ended.UnixNano()) / 1e9)
-	if o.Reached {
-		m.up.Set(1)
-	} else {
-		m.up.Set(0)
-	}
+	m.SetUp(o.Reached)
 	if o.Reconnects > 0 {
 		m.reconnects.Add(float64(o.Reconnects))
 	}
@@ -343,4 +339,14 @@ func leaderOf(res *probe.Result) string {
 		}
 	}
 	return ""
+}
+
+// SetUp sets ackprobe_up: 1 when the last round reached the server and
+// the connection has not been down since for more than DisconnectGrace.
+func (m *Metrics) SetUp(up bool) {
+	if up {
+		m.up.Set(1)
+	} else {
+		m.up.Set(0)
+	}
 }

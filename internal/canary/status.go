@@ -239,10 +239,15 @@ type Status struct {
 	Status string `json:"status"`
 	Reason string `json:"reason"`
 	// Ready is set once a round reached the server (it stays set); Up
-	// when the last round did.
-	Ready bool  `json:"ready"`
-	Up    bool  `json:"up"`
-	Rules Rules `json:"window"`
+	// when the last round did and the connection has not been down for
+	// more than DisconnectGrace since.
+	Ready bool `json:"ready"`
+	Up    bool `json:"up"`
+	// Connected is the canary's connection now; DisconnectedSince is
+	// when it was first seen down (checked every 250ms), while it is.
+	Connected         bool       `json:"connected"`
+	DisconnectedSince *time.Time `json:"disconnected_since,omitempty"`
+	Rules             Rules      `json:"window"`
 	// Canary says what this canary probes and how often.
 	Canary Info   `json:"canary"`
 	Totals Totals `json:"totals"`
@@ -280,7 +285,10 @@ type Info struct {
 //   - failing: no round ended for StalledAfter (the canary is stuck), or
 //     the last FailingAfter rounds (all of the window's rounds, when it
 //     holds fewer) all failed or errored;
-//   - degraded: a round of the window failed, errored or warned;
+//   - degraded: the connection has been down for more than
+//     DisconnectGrace (a round in progress is waiting for the server: an
+//     outage shows before that round ends), or a round of the window
+//     failed, errored or warned;
 //   - ok: every round of the window was ok (info findings allowed).
 //
 // It is safe for concurrent use.
@@ -296,6 +304,44 @@ type History struct {
 	last   time.Time
 	info   Info
 	left   []probe.Leftover
+	// down is when the connection was first seen down, zero while it is
+	// up (see Connection).
+	down time.Time
+}
+
+// DisconnectGrace is how long the canary's connection may be down (a
+// reconnect to another server of the cluster) before /status and
+// ackprobe_up say so.
+const DisconnectGrace = 2 * time.Second
+
+// Connection records whether the canary's connection is up at now.
+func (h *History) Connection(up bool, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case up:
+		h.down = time.Time{}
+	case h.down.IsZero():
+		h.down = now
+	}
+}
+
+// Up reports whether the last round reached the server and the
+// connection has not been down for more than DisconnectGrace since.
+func (h *History) Up(now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.upAt(now)
+}
+
+func (h *History) upAt(now time.Time) bool {
+	return h.up && !h.downAt(now)
+}
+
+// downAt reports whether the connection has been down for more than
+// DisconnectGrace at now. h.mu is held.
+func (h *History) downAt(now time.Time) bool {
+	return !h.down.IsZero() && now.Sub(h.down) > DisconnectGrace
 }
 
 // NewHistory keeps the last window rounds (at least 1); failingAfter
@@ -381,6 +427,10 @@ func (h *History) judge(now time.Time) (string, string) {
 	if !slices.ContainsFunc(rounds[:k], func(s RoundSummary) bool { return !bad(s) }) {
 		return StatusFailing, fmt.Sprintf("the last %d round(s) all failed or could not finish; round %d: %s", k, rounds[0].Round, why(rounds[0]))
 	}
+	if h.downAt(now) {
+		return StatusDegraded, fmt.Sprintf("not connected to the server for %s (since %s); rounds resume when it is back",
+			now.Sub(h.down).Round(100*time.Millisecond), h.down.UTC().Format("15:04:05 UTC"))
+	}
 	var failed, errored, warned int
 	var worst *RoundSummary
 	for i := range rounds {
@@ -439,8 +489,12 @@ func (h *History) Status(now time.Time) Status {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st, reason := h.judge(now)
-	s := Status{Status: st, Reason: reason, Ready: h.ready, Up: h.up, Rules: h.rules, Canary: h.info,
+	s := Status{Status: st, Reason: reason, Ready: h.ready, Up: h.upAt(now), Connected: h.down.IsZero(), Rules: h.rules, Canary: h.info,
 		Totals: h.totals, Rounds: h.recent(), Leftovers: slices.Clone(h.left)}
+	if !h.down.IsZero() {
+		t := h.down.UTC()
+		s.DisconnectedSince = &t
+	}
 	s.Canary.Modes = slices.Clone(h.info.Modes)
 	if !h.last.IsZero() {
 		t := h.last.UTC()
