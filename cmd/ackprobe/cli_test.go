@@ -407,3 +407,46 @@ func TestFaultFlagsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestShortAckWaitCommands runs the reproductions of a too-short
+// AckWait as a user types them: each exits 0, with no failing finding;
+// acks that reached the AckWait are said as ack_wait_too_short, acks sent
+// after it as late_ack, both warnings.
+func TestShortAckWaitCommands(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"ack", "--mode", "confirmed", "-n", "3000", "--ack-wait", "1ms"},
+		{"ack", "--mode", "confirmed", "-n", "3000", "--ack-wait", "3ms"},
+		{"compare", "-n", "300", "--ack-wait", "2ms"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := ackprobe(t, nil, append(args, "--embedded", "--json")...)
+			if r.code != exitOK {
+				t.Fatalf("exit %d, want 0: %s", r.code, r.stderr)
+			}
+			res := decode(t, r.stdout)
+			has := func(code string) bool {
+				for _, f := range res.Findings {
+					if f.Code == code && f.Severity == probe.SeverityWarn {
+						return true
+					}
+				}
+				return false
+			}
+			for _, f := range res.Findings {
+				if f.Severity == probe.SeverityFail {
+					t.Errorf("failing finding: %s %s", f.Code, f.Message)
+				}
+			}
+			for _, m := range res.Modes {
+				if m.Classes.LateAck > 0 && !has(probe.CodeLateAck) {
+					t.Errorf("%s: %d late acks, no late_ack warning", m.Mode, m.Classes.LateAck)
+				}
+				if m.ReachedAckWait > 0 && !has(probe.CodeAckWaitTooShort) {
+					t.Errorf("%s: %d acks reached the AckWait, no ack_wait_too_short warning", m.Mode, m.ReachedAckWait)
+				}
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package probe_test
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,5 +55,55 @@ func TestClassicScenario(t *testing.T) {
 	defer cancel()
 	if _, err := js.Stream(ctx, res.Stream); err != jetstream.ErrStreamNotFound {
 		t.Errorf("stream %s after the probe: %v", res.Stream, err)
+	}
+}
+
+// lastLag keeps the last visibility lag of each mode an Observer saw.
+type lastLag struct {
+	mu   sync.Mutex
+	last map[probe.Mode]time.Duration
+	n    map[probe.Mode]int
+}
+
+func (o *lastLag) AckDuration(probe.Mode, time.Duration)   {}
+func (o *lastLag) ServerAckTime(probe.Mode, time.Duration) {}
+func (o *lastLag) AckVisibility(m probe.Mode, d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.last[m] = d
+	o.n[m]++
+}
+
+// TestSettledIsTheFinalLag: the settled step's "ack applied after" is the
+// time the final read-back waited for the last acks to show (the last
+// lag measured), not the largest lag of the run's read-backs.
+func TestSettledIsTheFinalLag(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	nc, js := natstest.Connect(t, s.ClientURL())
+	// Until a run's final read-back finds an ack pending (a settled step):
+	// most runs of 2,000 standard acks do.
+	for try := 1; ; try++ {
+		o := &lastLag{last: map[probe.Mode]time.Duration{}, n: map[probe.Mode]int{}}
+		cfg := probe.DefaultConfig(probe.Standard)
+		cfg.Count, cfg.Observer = 2000, o
+		res, err := probe.Run(context.Background(), nc, js, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := res.Modes[0]
+		last := m.Steps[len(m.Steps)-1]
+		if last.Step != "settled" {
+			if try == 20 {
+				t.Fatalf("no run of 20 ended with a settled step: %+v", m.Steps)
+			}
+			continue
+		}
+		want := float64(o.last[probe.Standard].Round(100*time.Nanosecond)) / float64(time.Microsecond)
+		if last.VisibleAfterUS != want {
+			t.Errorf("settled after %.1fµs, the final read-back's lag was %.1fµs", last.VisibleAfterUS, want)
+		}
+		t.Logf("try %d: settled after %.1fµs; %d lags measured, largest %.1fµs", try, last.VisibleAfterUS, o.n[probe.Standard], m.Visibility.LagUS.Max)
+		return
 	}
 }

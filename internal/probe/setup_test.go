@@ -259,3 +259,52 @@ func TestKeepAndReuse(t *testing.T) {
 		t.Errorf("a reused consumer was deleted: %v", err)
 	}
 }
+
+// TestReusedStreamConfig probes inside a user's file stream: the result
+// reports the stream's own storage and replicas (not the flags'
+// defaults), and --storage or --replicas that contradict it are refused
+// before anything is published.
+func TestReusedStreamConfig(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	nc, js := natstest.Connect(t, s.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PAYMENTS", Subjects: []string{"payments.>"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := probe.DefaultConfig(probe.Standard, probe.Confirmed)
+	cfg.Count, cfg.Stream, cfg.Subject = 5, "PAYMENTS", "payments.ackprobe"
+	res, err := probe.Run(ctx, nc, js, cfg)
+	if err != nil || !res.OK {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if res.Storage != "file" || res.Replicas != 1 || res.Created.Stream {
+		t.Errorf("reported storage %q replicas %d created %v; the stream is file, R1, the user's", res.Storage, res.Replicas, res.Created.Stream)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		storage  string
+		replicas int
+		want     string
+	}{{"memory", 0, "--storage memory"}, {"", 3, "--replicas 3"}, {"file", 3, "--replicas 3"}} {
+		bad := cfg
+		bad.Storage, bad.Replicas = c.storage, c.replicas
+		_, err := probe.Run(ctx, nc, js, bad)
+		var ue *probe.UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "PAYMENTS") {
+			t.Errorf("storage %q replicas %d: %v, want a usage error naming %s and the stream", c.storage, c.replicas, err, c.want)
+		}
+	}
+	after, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State.LastSeq != info.State.LastSeq {
+		t.Errorf("a refused run published: last sequence %d -> %d", info.State.LastSeq, after.State.LastSeq)
+	}
+}
