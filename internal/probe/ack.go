@@ -67,8 +67,7 @@ func (r *roundRun) confirm(ctx context.Context, d *delivery) (ackOutcome, error)
 			break
 		}
 		if b == nil {
-			b = backoff.NewExponentialBackOff()
-			b.InitialInterval, b.MaxInterval, b.RandomizationFactor = 20*time.Millisecond, time.Second, 0.2
+			b = newBackOff()
 		}
 		wait := b.NextBackOff()
 		if time.Now().Add(wait).After(deadline) {

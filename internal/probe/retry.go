@@ -10,6 +10,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// newBackOff is the probe's one backoff policy, for every call it retries
+// (retry) and for confirmed acks (which stop at the message's AckWait
+// rather than at a budget): exponential from 20ms, at most 1s between
+// attempts, with 20% jitter.
+func newBackOff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 20 * time.Millisecond
+	b.MaxInterval = time.Second
+	b.RandomizationFactor = 0.2
+	return b
+}
+
 // retry runs op until it succeeds, fails with an error that is not
 // transient, or the budget is spent: the one way the probe retries a call
 // that can fail for a moment (a reconnect, a leader election, a JetStream
@@ -19,10 +31,7 @@ import (
 // or ctx's cause when ctx ends first. every, when not nil, is told about each
 // failed attempt that will be retried.
 func retry[T any](ctx context.Context, budget, attempt time.Duration, op func(context.Context) (T, error), every func(error)) (T, error) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 20 * time.Millisecond
-	b.MaxInterval = time.Second
-	b.RandomizationFactor = 0.2
+	b := newBackOff()
 	var last error
 	res, err := backoff.Retry(ctx, func() (T, error) {
 		actx, cancel := ctx, context.CancelFunc(func() {})
