@@ -303,9 +303,15 @@ type binaryProc struct {
 // killed when the test ends, if it still runs.
 func startBinary(t *testing.T, args ...string) *binaryProc {
 	t.Helper()
+	return startBinaryEnv(t, nil, args...)
+}
+
+// startBinaryEnv is startBinary with env added to the clean environment.
+func startBinaryEnv(t *testing.T, env []string, args ...string) *binaryProc {
+	t.Helper()
 	p := &binaryProc{cmd: exec.Command(binary(t), args...), done: make(chan int, 1)}
 	home := t.TempDir()
-	p.cmd.Env = []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PATH=" + os.Getenv("PATH")}
+	p.cmd.Env = append([]string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "PATH=" + os.Getenv("PATH")}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -60,11 +60,13 @@ func newCleanupCmd(g *globalOptions, s streams) *cobra.Command {
 			if o.olderThan < 0 {
 				return usageErr(fmt.Sprintf("--older-than must not be negative, got %s", o.olderThan))
 			}
-			if g.conn.UsesEmbedded() && !g.conn.Embedded {
-				return usageErr("cleanup needs a server: give -s/--server, NATS_URL or --context (an embedded server holds nothing to clean up)")
-			}
+			// The connection settings first: a nats context names the
+			// server too.
 			if err := validateConn(g); err != nil {
 				return err
+			}
+			if g.conn.UsesEmbedded() && !g.conn.Embedded {
+				return usageErr("cleanup needs a server: give -s/--server, NATS_URL or --context (an embedded server holds nothing to clean up)")
 			}
 			return runCleanup(cmd.Context(), g, o, s)
 		},

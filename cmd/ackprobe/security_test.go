@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,9 +177,11 @@ func leaks(out string, secrets []string) []string {
 
 // TestNoSecretPrinted plants secrets in every input form and runs the
 // built binary through every output path reachable with them: compare,
-// ack and inspect, tables and --json, success, refused credentials, a
+// ack, inspect and cleanup, tables and --json, success, refused credentials, a
 // refused permission, an unreachable server, an API error, bad input and
-// --help. No secret may appear on stdout or stderr.
+// --help; cleanup; inspect --watch; and the canary with its /status and
+// /metrics. No secret may appear on stdout or stderr, or in what the
+// canary serves.
 func TestNoSecretPrinted(t *testing.T) {
 	t.Parallel()
 	binary(t)
@@ -202,6 +206,9 @@ func TestNoSecretPrinted(t *testing.T) {
 		{"refused credentials", []string{"compare", "--json"}, func(f secretForm) string { return f.wrong }, 2},
 		{"unreachable", []string{"inspect", "--json"}, func(secretForm) string { return dead }, 2},
 		{"refused permission", []string{"compare", "--json"}, func(f secretForm) string { return f.denied }, 2},
+		{"cleanup table", []string{"cleanup", "--no-color", "--older-than", "0s"}, func(f secretForm) string { return f.good }, 0},
+		{"cleanup --json", []string{"cleanup", "--json"}, func(f secretForm) string { return f.good }, 0},
+		{"cleanup unreachable", []string{"cleanup", "--json"}, func(secretForm) string { return dead }, 2},
 	}
 	for _, form := range secretForms(ss) {
 		t.Run(form.name, func(t *testing.T) {
@@ -232,6 +239,21 @@ func TestNoSecretPrinted(t *testing.T) {
 			}
 			if code != 0 || !strings.Contains(out, "refresh 2") {
 				t.Errorf("inspect --watch: exit %d\n%s", code, out)
+			}
+			// The canary: its JSON lines and stderr, /status and
+			// /metrics after a round, and its exit on SIGTERM.
+			cp := startBinaryEnv(t, env, append([]string{"canary", "--json", "-n", "2", "--interval", "100ms", "--listen", "127.0.0.1:0"}, args...)...)
+			addr := servingAddr(t, cp.stderr.String)
+			waitUntil(t, 30*time.Second, "a canary round", func() bool { code, _ := httpGet("http://" + addr + "/readyz"); return code == http.StatusOK })
+			_, status := httpGet("http://" + addr + "/status")
+			_, metrics := httpGet("http://" + addr + "/metrics")
+			code, _ = cp.stop(t, syscall.SIGTERM, 30*time.Second)
+			all := cp.stdout.String() + cp.stderr.String() + status + metrics
+			if found := leaks(all, ss.secrets); len(found) > 0 {
+				t.Errorf("canary: printed %q\n%s", found, all)
+			}
+			if code != 0 || !strings.Contains(status, `"ready": true`) || !strings.Contains(metrics, "ackprobe_rounds_total") {
+				t.Errorf("canary: exit %d (the path was not taken)\nstatus: %s\nstderr: %s", code, status, cp.stderr.String())
 			}
 		})
 	}
