@@ -10,8 +10,9 @@ import (
 )
 
 // progress returns a progress callback that draws, on stderr, a bar per
-// phase of the probe (publish, then ack, for each mode, and a line while a
-// mode settles), each with its own rate from its own start; and a function
+// phase of the probe (publish, then ack, for each mode, a line while a
+// mode settles, and one while it collects the messages of acks the server
+// never applied), each with its own rate from its own start; and a function
 // that removes the last bar. Both do nothing unless stderr is a terminal
 // and there are at least 1,000 messages per mode.
 func progress(s streams, cfg probe.Config) (func(probe.Progress), func()) {
@@ -45,6 +46,10 @@ func progress(s streams, cfg probe.Config) (func(probe.Progress), func()) {
 				// are being collected (an indeterminate bar would need
 				// progressbar's spinner goroutine, which races).
 				what = fmt.Sprintf("%-9s settle: waiting for the server to show every ack", p.Mode)
+			case "collect":
+				// Acks the server never applied: their messages come
+				// back after AckWait and are acked again.
+				unit, what = "msgs", fmt.Sprintf("%-9s collect: messages of unapplied acks coming back", p.Mode)
 			}
 			bar = progressbar.NewOptions(p.Total,
 				progressbar.OptionSetWriter(s.stderr),

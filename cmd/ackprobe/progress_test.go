@@ -50,4 +50,15 @@ func TestProgressPhases(t *testing.T) {
 	if code, stderr := run(false); code != 0 || stderr != "" {
 		t.Errorf("not a terminal: exit %d, stderr %q", code, stderr)
 	}
+
+	// Standard acks dropped on their way: the mode collects the messages
+	// that come back, and says so.
+	var out, errb lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code = runWith(ctx, []string{"ack", "--mode", "standard", "-s", s.ClientURL(), "-n", "1000", "--drop-acks", "0.05", "--ack-wait", "1s", "--json"},
+		streams{stdout: &out, stderr: &errb, stderrTTY: true, getenv: func(string) string { return "" }}, nil)
+	if code != 0 || !strings.Contains(errb.String(), "standard  collect: messages of unapplied acks coming back") {
+		t.Errorf("--drop-acks: exit %d; no collect phase in:\n%q", code, errb.String())
+	}
 }

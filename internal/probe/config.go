@@ -127,8 +127,10 @@ type FaultStats struct {
 }
 
 // Progress says what a probe is doing: Phase is "publish", "ack",
-// "settle", or "done" when the mode is over; Done of Total messages of
-// Mode.
+// "settle" (the final read-back), "collect" (the server had not applied
+// every ack: waiting for those messages to come back and acking them;
+// Done of Total such messages), or "done" when the mode is over; Done of
+// Total messages of Mode.
 type Progress struct {
 	Phase       string
 	Mode        Mode

@@ -141,11 +141,16 @@ func (m *modeRun) settle(ctx context.Context) error {
 		limit = 8*p.ackWait + 2*p.cfg.Timeout
 	}
 	deadline := time.Now().Add(limit)
+	collect := -1 // acks the server had not applied when collecting began
 	for {
 		ci, ok, err := m.state(ctx)
 		if err != nil {
 			return err
 		}
+		if collect < 0 {
+			collect = max(1, ci.NumAckPending)
+		}
+		m.r.progress("collect", m.mode, max(0, collect-ci.NumAckPending), collect)
 		if ok || !time.Now().Before(deadline) {
 			m.rec.steps = append(m.rec.steps, stepOf("collected", ci, time.Since(m.rec.t0)))
 			m.rec.unsettled = max(0, ci.NumAckPending-m.r.l.outstanding())
