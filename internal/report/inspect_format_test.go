@@ -136,7 +136,7 @@ func TestInspectPrometheus(t *testing.T) {
 		{"ackprobe_consumer_naks", shipping, 85},
 		{"ackprobe_consumer_redeliveries_per_second", shipping, 30},
 		{"ackprobe_consumer_ack_time_seconds", map[string]string{"consumer_name": "billing", "quantile": "0.99"}, 0.012},
-		{"ackprobe_stream_messages", map[string]string{"stream_name": "ORDERS"}, 1200},
+		{"ackprobe_stream_total_messages", map[string]string{"stream_name": "ORDERS"}, 1200},
 		{"ackprobe_inspect_consumers", map[string]string{"status": "critical"}, 1},
 		{"ackprobe_inspect_up", nil, 1},
 	} {

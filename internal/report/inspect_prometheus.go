@@ -44,8 +44,8 @@ func InspectPrometheus(w io.Writer, snap *inspect.Snapshot) error {
 	byStatus.WithLabelValues("critical").Set(float64(snap.Summary.Critical))
 
 	sv := func(name, help string) *prometheus.GaugeVec { return g.vec(name, help, streamLabels...) }
-	messages := sv("ackprobe_stream_messages", "Messages in the stream (state.messages)")
-	bytes := sv("ackprobe_stream_bytes", "Bytes in the stream (state.bytes)")
+	messages := sv("ackprobe_stream_total_messages", "Messages in the stream (state.messages)")
+	bytes := sv("ackprobe_stream_total_bytes", "Bytes in the stream (state.bytes)")
 	firstSeq := sv("ackprobe_stream_first_seq", "First sequence in the stream (state.first_seq)")
 	lastSeq := sv("ackprobe_stream_last_seq", "Last sequence in the stream (state.last_seq)")
 	consumerCount := sv("ackprobe_stream_consumer_count", "Consumers of the stream (state.consumer_count)")
