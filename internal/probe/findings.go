@@ -111,7 +111,7 @@ func judge(modes []ModeResult, ackWait time.Duration, th Thresholds) []Finding {
 		}
 		if n := c.LateAck; n > 0 {
 			add(CodeLateAck, m, SeverityWarn, n,
-				"%s ack(s) were sent or landed after the message's AckWait (%s) had expired, so the server could redeliver first%s", num(n), ackWait, redeliveredClause(r))
+				"%s ack(s) were sent or landed after the message's AckWait (%s) had expired, so the server could redeliver first%s%s", num(n), ackWait, redeliveredClause(r), pauseClause(r, ackWait))
 		}
 		if n := c.ConfirmedAfterRetry; n > 0 {
 			sev, when := SeverityInfo, "each landed within the AckWait"
@@ -131,7 +131,7 @@ func judge(modes []ModeResult, ackWait time.Duration, th Thresholds) []Finding {
 		if n := max(r.ReachedAckWait, serverReached(r)); n > 0 {
 			add(CodeAckWaitTooShort, m, SeverityWarn, int(n),
 				"%s ack(s) took the AckWait (%s) or longer from delivery to landing, so the server could redeliver them first: delivery→ack p50 %s, p99 %s, max %s%s",
-				num(n), ackWait, usDuration(r.DeliveryToAckUS.P50), usDuration(r.DeliveryToAckUS.P99), usDuration(r.DeliveryToAckUS.Max), serverClause(r))
+				num(n), ackWait, usDuration(r.DeliveryToAckUS.P50), usDuration(r.DeliveryToAckUS.P99), usDuration(r.DeliveryToAckUS.Max), serverClause(r)+pauseClause(r, ackWait))
 		}
 		if n := r.Unsettled; n > 0 {
 			add(CodeUnsettled, m, SeverityWarn, n,
@@ -175,6 +175,18 @@ func redeliveredClause(r ModeResult) string {
 		return fmt.Sprintf("; %s of them were redelivered", num(n))
 	}
 	return ""
+}
+
+// pauseClause says when the probe's own read-backs held its acks back for
+// longer than the AckWait in all: part of the lateness is then the
+// probe's measuring, which a consumer without read-backs does not have.
+func pauseClause(r ModeResult, ackWait time.Duration) string {
+	pause := time.Duration(r.ReadBackPause)
+	if pause < ackWait || r.Visibility.ReadBacks == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the probe's own %d read-backs held its acks back for %s in all, longer than the AckWait: part of this is its measuring (a larger --count spreads them over more messages)",
+		r.Visibility.ReadBacks, pause.Round(100*time.Microsecond))
 }
 
 func serverReached(r ModeResult) int64 {

@@ -154,6 +154,11 @@ type ModeResult struct {
 	AcksPerSec   float64      `json:"acks_per_sec"`
 	RateWindow   doc.Duration `json:"rate_window"`
 	RateWindowMS float64      `json:"rate_window_ms"`
+	// ReadBackPause is how long the mid-run read-backs held the probe's
+	// acks back in all (left out of RateWindow): messages fetched ahead
+	// wait that long too, which lengthens their delivery → ack.
+	ReadBackPause   doc.Duration `json:"read_back_pause"`
+	ReadBackPauseMS float64      `json:"read_back_pause_ms"`
 	Elapsed      doc.Duration `json:"elapsed"`
 	ElapsedMS    float64      `json:"elapsed_ms"`
 	// Visibility is how soon the server's consumer state showed the acks.

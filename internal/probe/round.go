@@ -397,6 +397,8 @@ func (r *roundRun) modeResult(i int) ModeResult {
 		ReachedAckWait:  m.toAck.atOrAbove(l.ackWait),
 		RateWindow:      doc.Duration(rec.rateWindow.Round(time.Microsecond)),
 		RateWindowMS:    doc.Millis(rec.rateWindow),
+		ReadBackPause:   doc.Duration(rec.measuring.Round(time.Microsecond)),
+		ReadBackPauseMS: doc.Millis(rec.measuring),
 		Elapsed:         doc.Duration(rec.elapsed.Round(time.Microsecond)),
 		ElapsedMS:       doc.Millis(rec.elapsed),
 		Visibility: Visibility{
