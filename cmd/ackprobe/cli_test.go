@@ -446,6 +446,15 @@ func TestShortAckWaitCommands(t *testing.T) {
 				if m.ReachedAckWait > 0 && !has(probe.CodeAckWaitTooShort) {
 					t.Errorf("%s: %d acks reached the AckWait, no ack_wait_too_short warning", m.Mode, m.ReachedAckWait)
 				}
+				// The probe's own read-back pauses, when they add up to
+				// more than the AckWait, are named in the late acks.
+				if m.Classes.LateAck > 0 && time.Duration(m.ReadBackPause) >= time.Duration(res.AckWait) {
+					for _, f := range res.Findings {
+						if f.Code == probe.CodeLateAck && f.Mode == m.Mode && !strings.Contains(f.Message, "read-backs held its acks back") {
+							t.Errorf("%s: read-backs paused %s, more than the AckWait, and the late acks do not say so: %s", m.Mode, time.Duration(m.ReadBackPause), f.Message)
+						}
+					}
+				}
 			}
 		})
 	}
