@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ackprobe/ackprobe/internal/natstest"
+	"github.com/ackprobe/ackprobe/internal/probe"
+	"github.com/ackprobe/ackprobe/internal/report"
 )
 
 var (
@@ -121,4 +123,13 @@ func oneErrorLine(t *testing.T, stderr, want string) {
 
 func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
+}
+
+// failureDoc is the JSON document of a command that failed: ok false, the
+// error with its exit code, and what it knew (the stream, the leftovers).
+type failureDoc struct {
+	OK        bool                `json:"ok"`
+	Error     report.FailureError `json:"error"`
+	Stream    string              `json:"stream"`
+	Leftovers []probe.Leftover    `json:"leftovers"`
 }

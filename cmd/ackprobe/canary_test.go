@@ -97,13 +97,7 @@ func TestCanaryBadInput(t *testing.T) {
 		}
 		// Under --json: one document saying why.
 		r = ackprobe(t, nil, append(args, "--json")...)
-		var doc struct {
-			OK    bool `json:"ok"`
-			Error struct {
-				ExitCode int    `json:"exit_code"`
-				Message  string `json:"message"`
-			} `json:"error"`
-		}
+		var doc failureDoc
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc.OK || doc.Error.ExitCode != 2 || !strings.Contains(doc.Error.Message, tc.want) {
 			t.Errorf("%v --json: %v %q", tc.args, err, r.stdout)
 		}
@@ -395,16 +389,7 @@ func TestCanaryLeftoversJSON(t *testing.T) {
 		t.Errorf("exit %d, want 2 (left something behind): %s", code, p.stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(p.stdout.String()), "\n")
-	var doc struct {
-		OK    bool `json:"ok"`
-		Error struct {
-			ExitCode int    `json:"exit_code"`
-			Message  string `json:"message"`
-		} `json:"error"`
-		Leftovers []struct {
-			What, Stream, Command string
-		} `json:"leftovers"`
-	}
+	var doc failureDoc
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &doc); err != nil {
 		t.Fatalf("last line is not a JSON document: %v\n%s", err, lines[len(lines)-1])
 	}

@@ -99,15 +99,7 @@ func TestWholeClusterDies(t *testing.T) {
 	if code != exitCannotRun {
 		t.Errorf("exit %d, want %d\n%s", code, exitCannotRun, p.stderr.String())
 	}
-	var doc struct {
-		OK    bool `json:"ok"`
-		Error struct {
-			ExitCode int    `json:"exit_code"`
-			Message  string `json:"message"`
-		} `json:"error"`
-		Stream    string           `json:"stream"`
-		Leftovers []probe.Leftover `json:"leftovers"`
-	}
+	var doc failureDoc
 	if err := json.Unmarshal(p.stdout.Bytes(), &doc); err != nil {
 		t.Fatalf("stdout is not one JSON document: %v\n%s", err, p.stdout.String())
 	}
