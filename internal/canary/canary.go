@@ -237,7 +237,6 @@ func (c *Canary) watchConnection(ctx context.Context) {
 		case now := <-t.C:
 			nc := c.nc.Load()
 			c.history.Connection(nc != nil && nc.IsConnected(), now)
-			c.metrics.SetUp(c.history.Up(now))
 		}
 	}
 }

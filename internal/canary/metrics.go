@@ -92,8 +92,12 @@ type Metrics struct {
 	redeliveries, findings, rounds          *prometheus.CounterVec
 	reconnects, leaderChanges, recreated    prometheus.Counter
 
-	lastRound, up, interval prometheus.Gauge
-	probeInfo               *prometheus.GaugeVec
+	lastRound, interval prometheus.Gauge
+	// up is ackprobe_up as the rounds set it; once WatchStatus gave the
+	// History, ackprobe_up is the History's judgement at each scrape.
+	up        atomic.Bool
+	history   atomic.Pointer[History]
+	probeInfo *prometheus.GaugeVec
 
 	// nodeAckDuration and nodeRounds label the rounds of a per-node
 	// canary with the server that was made to lead them.
@@ -143,7 +147,16 @@ func NewMetrics(b BuildInfo, modes []probe.Mode, interval time.Duration) *Metric
 	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: MetricLeaderChanges, Help: "Changes of the probe consumer's leader seen during rounds."})
 	m.recreated = prometheus.NewCounter(prometheus.CounterOpts{Name: MetricRecreated, Help: "Times the canary set up its probe stream and consumer again because they had vanished (deleted, or lost with a server's memory)."})
 	m.lastRound = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricLastRound, Help: "Unix time at which the last round ended, whatever its result."})
-	m.up = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricUp, Help: "1 when the last round reached the server (it finished, or the server answered its error) and the connection has not been down for more than 2s since, 0 otherwise."})
+	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricUp, Help: "1 when the last round reached the server (it finished, or the server answered its error) and the connection has not been down for more than 2s since, 0 otherwise; judged at each scrape."}, func() float64 {
+		v := m.up.Load()
+		if h := m.history.Load(); h != nil {
+			v = h.Up(time.Now())
+		}
+		if v {
+			return 1
+		}
+		return 0
+	})
 	m.interval = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricInterval, Help: "The canary's --interval: a round starts this often."})
 	m.nodeAckDuration = hist(MetricNodeAckDuration, "With --per-node: ack calls as ackprobe_ack_duration_seconds, by the server made to lead the probe stream and consumer for the round (consumer_leader).", LatencyBuckets, "mode", "consumer_leader")
 	m.nodeRounds = counter(MetricNodeRounds, "With --per-node: rounds by the server made to lead them, and result (ok, failed, error, or not_led: the leaders did not get there, or moved during the round).", "consumer_leader", "result")
@@ -156,7 +169,7 @@ func NewMetrics(b BuildInfo, modes []probe.Mode, interval time.Duration) *Metric
 	m.reg.MustRegister(m.ackDuration, m.ackVisibility, m.serverAckTime, m.roundDuration,
 		m.acks, m.ackErrors, m.ackRetries, m.staleReads, m.redeliveries, m.findings, m.rounds,
 		m.reconnects, m.leaderChanges, m.recreated, m.nodeAckDuration, m.nodeRounds,
-		m.lastRound, m.up, m.interval, m.probeInfo, build,
+		m.lastRound, up, m.interval, m.probeInfo, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -182,9 +195,11 @@ func NewMetrics(b BuildInfo, modes []probe.Mode, interval time.Duration) *Metric
 }
 
 // WatchStatus exports h's overall status as the ackprobe_status state set,
-// judged when Prometheus scrapes (so a canary stuck in a round shows as
-// failing without a round ending).
+// and ackprobe_up as h judges it, both when Prometheus scrapes (so a
+// canary stuck in a round shows as failing, and an outage as down,
+// without a round ending; /status and /metrics agree).
 func (m *Metrics) WatchStatus(h *History) {
+	m.history.Store(h)
 	m.reg.MustRegister(&statusCollector{h: h, desc: prometheus.NewDesc(MetricStatus,
 		"The canary's overall status over its window of recent rounds, as /status judges it: 1 for the current one of ok, degraded, failing, unknown.",
 		[]string{"status"}, nil)})
@@ -343,10 +358,4 @@ func leaderOf(res *probe.Result) string {
 
 // SetUp sets ackprobe_up: 1 when the last round reached the server and
 // the connection has not been down since for more than DisconnectGrace.
-func (m *Metrics) SetUp(up bool) {
-	if up {
-		m.up.Set(1)
-	} else {
-		m.up.Set(0)
-	}
-}
+func (m *Metrics) SetUp(up bool) { m.up.Store(up) }

@@ -159,8 +159,8 @@ type ModeResult struct {
 	// wait that long too, which lengthens their delivery → ack.
 	ReadBackPause   doc.Duration `json:"read_back_pause"`
 	ReadBackPauseMS float64      `json:"read_back_pause_ms"`
-	Elapsed      doc.Duration `json:"elapsed"`
-	ElapsedMS    float64      `json:"elapsed_ms"`
+	Elapsed         doc.Duration `json:"elapsed"`
+	ElapsedMS       float64      `json:"elapsed_ms"`
 	// Visibility is how soon the server's consumer state showed the acks.
 	Visibility Visibility `json:"visibility"`
 	// LastError is the last error an ack call returned, if any.
