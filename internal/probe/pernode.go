@@ -24,7 +24,8 @@ type NodeResult struct {
 	Cluster string `json:"cluster"`
 	// Probed is false for a server of the cluster outside the probe
 	// stream's peer set (listed when the account may read the system
-	// account's server list).
+	// account's server list), and for one the leaders could not be moved
+	// to (Placement says why, and a not_placed finding).
 	Probed bool `json:"probed"`
 	// Placement says how the leaders got there: "moved", "already
 	// leader", or why not ("step-down refused: …", "landed on n3").
@@ -355,7 +356,7 @@ func (p *Probe) nodeResults(nodes []*nodeRun) ([]NodeResult, []Finding) {
 	var out []NodeResult
 	var all []Finding
 	for _, n := range nodes {
-		nr := NodeResult{Server: n.server, Cluster: n.cluster, Probed: n.probed, Placement: n.placement,
+		nr := NodeResult{Server: n.server, Cluster: n.cluster, Probed: n.probed && n.placed, Placement: n.placement,
 			LedWholeRound: n.led, Leaders: n.leaders, Modes: []ModeResult{}, Findings: []Finding{},
 			APIRoundTripUS: n.rtt.summary(), Replicas: n.replicas, System: n.system}
 		if n.r != nil {

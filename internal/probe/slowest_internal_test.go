@@ -72,7 +72,7 @@ func TestNodeResultsPlacement(t *testing.T) {
 	if _, ok := got["n1"]; ok {
 		t.Errorf("n1 led its round throughout, yet has a finding: %+v", findings)
 	}
-	if !out[0].LedWholeRound || out[2].LedWholeRound || out[1].Probed != true || out[3].Probed {
+	if !out[0].LedWholeRound || out[2].LedWholeRound || !out[0].Probed || out[1].Probed || !out[2].Probed || out[3].Probed {
 		t.Errorf("led/probed: %+v", out)
 	}
 	sys := 0

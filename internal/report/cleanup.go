@@ -39,7 +39,7 @@ func Orphans(w io.Writer, server doc.ServerInfo, res *probe.Orphans, o Options) 
 		fmt.Fprintf(&b, "\n%s %s\n", p.dim.Sprint("·"), wrapLine(skippedLine(aged, res.OlderThan, time.Now()), o.Width-2, 2))
 	}
 	if len(kept) > 0 {
-		fmt.Fprintf(&b, "\n%s %s\n", p.dim.Sprint("·"), wrapLine(keptLine(kept), o.Width-2, 2))
+		fmt.Fprintf(&b, "\n%s %s\n", p.dim.Sprint("·"), wrapLine(keptLine(kept, res.OlderThan, time.Now()), o.Width-2, 2))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -82,8 +82,9 @@ func orphanTable(found []probe.Orphan, o Options, p palette) string {
 }
 
 // keptLine names what runs kept on purpose (--keep), which cleanup leaves
-// alone unless asked.
-func keptLine(kept []probe.Skipped) string {
+// alone unless asked; with --include-kept the --older-than rule still
+// holds, so the line says what else a recent one needs.
+func keptLine(kept []probe.Skipped, olderThan time.Duration, now time.Time) string {
 	var names []string
 	for _, k := range kept {
 		n := k.What + " " + k.Stream
@@ -99,8 +100,18 @@ func keptLine(kept []probe.Skipped) string {
 	if len(kept) == 1 {
 		them = "it"
 	}
-	return fmt.Sprintf("%d kept on purpose by a run with --keep (%s); pass --include-kept to list and remove %s too",
-		len(kept), strings.Join(names, ", "), them)
+	recent := false
+	for _, k := range kept {
+		if now.Sub(k.Created) < olderThan || k.LastActive != nil && now.Sub(*k.LastActive) < olderThan {
+			recent = true
+		}
+	}
+	also := ""
+	if recent {
+		also = fmt.Sprintf(" (and --older-than 0s for what was created or used within --older-than %s)", shortDuration(olderThan))
+	}
+	return fmt.Sprintf("%d kept on purpose by a run with --keep (%s); pass --include-kept%s to list and remove %s too",
+		len(kept), strings.Join(names, ", "), also, them)
 }
 
 // skippedLine says how many candidates were skipped, and why.

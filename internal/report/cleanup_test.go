@@ -95,6 +95,10 @@ func TestCleanupWords(t *testing.T) {
 			{Orphan: probe.Orphan{What: "consumer", Stream: "ORDERS", Consumer: "ACKPROBE_CI", Kept: true}, Reason: probe.SkippedKept}}},
 			[]string{"nothing of ackprobe's to remove", "2 kept on purpose by a run with --keep (stream CI_PROBE, consumer ORDERS › ACKPROBE_CI); pass --include-kept to list and remove them too"},
 			[]string{"left behind", "skipped", "--older-than"}},
+		{"kept recently", &probe.Orphans{OlderThan: time.Hour, Found: []probe.Orphan{}, Skipped: []probe.Skipped{
+			{Orphan: probe.Orphan{What: "stream", Stream: "ACKPROBE_NG733Y5W", Kept: true, Created: time.Now().Add(-3 * time.Second)}, Reason: probe.SkippedKept}}},
+			[]string{"1 kept on purpose by a run with --keep (stream ACKPROBE_NG733Y5W); pass --include-kept (and --older-than 0s for what was created or used within --older-than 1h) to list and remove it too"},
+			[]string{"left behind", "skipped"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
