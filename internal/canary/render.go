@@ -38,7 +38,7 @@ func Doc(o Outcome, status string) RoundDoc {
 }
 
 // Line renders round o in one compact line for a terminal: the round, its
-// verdict, the confirmed acks' p50 and p99 (the client's DoubleAck call),
+// verdict, the server a per-node round was meant for, the confirmed acks' p50 and p99 (the client's DoubleAck call),
 // the visibility lag's p99 (ack call → consumer state showed it, over the
 // read-backs that first showed it pending), the round's time and its
 // findings; or why it could not finish. The overall status follows when
@@ -66,6 +66,10 @@ func Line(o Outcome, status string, colors bool, width int) string {
 		verdict = paint(color.New(color.FgRed, color.Bold), verdict)
 	}
 	parts := []string{fmt.Sprintf("round %-5d %s%s", s.Round, verdict, pad)}
+	if res := o.Result; res != nil && len(res.Nodes) == 1 {
+		// A per-node round: the server it was meant for.
+		parts = append(parts, "on "+res.Nodes[0].Server)
+	}
 	for _, m := range s.Modes {
 		if m.Mode == probe.Confirmed {
 			parts = append(parts, fmt.Sprintf("confirmed p50 %s p99 %s", us(m.AckP50US), us(m.AckP99US)))

@@ -14,8 +14,9 @@ import (
 func TestLine(t *testing.T) {
 	t.Parallel()
 	o := outcome(12, result(true, "n2"), nil)
+	o.Result.Nodes = []probe.NodeResult{{Server: "n2", Probed: true}} // a per-node round
 	got := Line(o, StatusDegraded, false, 0)
-	for _, want := range []string{"round 12", "failed", "confirmed p50 310µs p99 1.21ms", "visibility lag p99 180µs",
+	for _, want := range []string{"round 12", "failed", "on n2", "confirmed p50 310µs p99 1.21ms", "visibility lag p99 180µs",
 		"fail redelivered_after_confirmed_ack/confirmed×1", "warn lost_standard_ack/standard×1", "[status degraded]"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("line %q has no %q", got, want)
